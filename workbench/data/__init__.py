@@ -1,0 +1,1 @@
+"""Real image-text data, offline: sources → webdataset shards, readers, splits, fingerprints."""

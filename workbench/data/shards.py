@@ -1,0 +1,167 @@
+"""The one on-disk format of every dataset: webdataset tar shards plus a manifest.
+
+A dataset folder holds ``manifest.json`` and ``{split}-{index:06d}.tar`` shards. Each sample has
+``png`` (RGB, transparency composited on white), ``txt`` (caption) and ``json``
+(``uid``, ``source``, ``classes``: a dict of class field → label, ``group``: the key the split hashed).
+Splits are ``train`` and ``eval``; classification-only sets have just ``eval``.
+
+A dataset is written into a temporary folder and committed by one atomic rename, so a reader never
+sees a half-written dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import webdataset as wds
+from PIL import Image
+
+MANIFEST = "manifest.json"
+SPLITS = ("train", "eval")
+
+
+@dataclass
+class Sample:
+    uid: str
+    image: Image.Image
+    caption: str
+    source: str
+    classes: dict[str, str] = field(default_factory=dict)
+    group: str = ""  # samples sharing a group land in the same split (e.g. one glyph in many fonts)
+
+
+def split_of(group: str, eval_fraction: float, salt: str = "workbench-split-v1") -> str:
+    """Deterministic split from a hash of the group key: stable across machines and runs."""
+    digest = hashlib.sha256(f"{salt}:{group}".encode()).digest()
+    return "eval" if int.from_bytes(digest[:8], "big") / 2**64 < eval_fraction else "train"
+
+
+def shard_key(uid: str) -> str:
+    """A webdataset key: no dots (they separate extensions), no slashes; unique via a short hash."""
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", uid)[:80]
+    return f"{safe}_{hashlib.sha1(uid.encode()).hexdigest()[:10]}"
+
+
+def to_rgb_on_white(image: Image.Image) -> Image.Image:
+    """Composite any transparency on white; return RGB."""
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        canvas.alpha_composite(rgba)
+        return canvas.convert("RGB")
+    return image.convert("RGB")
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()
+
+
+class DatasetWriter:
+    """Writes samples into per-split shards in a temporary folder; ``commit`` renames it into place."""
+
+    def __init__(self, out_dir: Path, name: str, samples_per_shard: int = 2000):
+        self.out_dir = Path(out_dir)
+        self.name = name
+        self.tmp_dir = self.out_dir.with_name(f".{self.out_dir.name}.tmp-{os.getpid()}")
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        self.tmp_dir.mkdir(parents=True)
+        self.samples_per_shard = samples_per_shard
+        self._writers: dict[str, wds.ShardWriter] = {}
+        self.counts: dict[str, int] = {}
+        self._hash = hashlib.sha256()
+
+    def write(self, sample: Sample, split: str) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if split not in self._writers:
+            pattern = str(self.tmp_dir / f"{split}-%06d.tar")
+            self._writers[split] = wds.ShardWriter(pattern, maxcount=self.samples_per_shard, verbose=0)
+        png = encode_png(to_rgb_on_white(sample.image))
+        meta = {"uid": sample.uid, "source": sample.source, "classes": sample.classes,
+                "group": sample.group or sample.uid}
+        self._writers[split].write({"__key__": shard_key(sample.uid), "png": png, "txt": sample.caption,
+                                    "json": meta})
+        self.counts[split] = self.counts.get(split, 0) + 1
+        self._hash.update(json.dumps([split, meta, sample.caption]).encode())
+        self._hash.update(hashlib.sha256(png).digest())
+
+    def commit(self, extra: dict | None = None) -> dict:
+        """Close the shards, write the manifest (with a content fingerprint), rename into place."""
+        for writer in self._writers.values():
+            writer.close()
+        manifest = {
+            "name": self.name,
+            "fingerprint": self._hash.hexdigest()[:16],
+            "splits": {
+                split: {"count": count,
+                        "shards": sorted(p.name for p in self.tmp_dir.glob(f"{split}-*.tar"))}
+                for split, count in sorted(self.counts.items())
+            },
+            **(extra or {}),
+        }
+        (self.tmp_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if self.out_dir.exists():
+            old = self.out_dir.with_name(f".{self.out_dir.name}.old-{os.getpid()}")
+            os.replace(self.out_dir, old)
+            os.replace(self.tmp_dir, self.out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.tmp_dir, self.out_dir)
+        return manifest
+
+    def abort(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+
+def read_manifest(dataset_dir: Path) -> dict:
+    path = Path(dataset_dir) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"no dataset at {dataset_dir} (missing {MANIFEST}); "
+                                f"build it with `workbench data build {Path(dataset_dir).name}`")
+    return json.loads(path.read_text())
+
+
+def split_shards(dataset_dir: Path, split: str) -> list[str]:
+    manifest = read_manifest(dataset_dir)
+    if split not in manifest["splits"]:
+        raise KeyError(f"dataset {manifest['name']!r} has no {split!r} split "
+                       f"(it has {sorted(manifest['splits'])})")
+    return [str(Path(dataset_dir) / name) for name in manifest["splits"][split]["shards"]]
+
+
+def iter_split(dataset_dir: Path, split: str) -> Iterator[Sample]:
+    """Yield the samples of one split in stored order (deterministic)."""
+    dataset = wds.WebDataset(split_shards(dataset_dir, split), shardshuffle=False, empty_check=False)
+    for raw in dataset:
+        meta = json.loads(raw["json"])
+        image = Image.open(io.BytesIO(raw["png"]))
+        image.load()
+        yield Sample(uid=meta["uid"], image=image, caption=raw["txt"].decode("utf-8"),
+                     source=meta["source"], classes=meta.get("classes", {}), group=meta.get("group", ""))
+
+
+def write_dataset(out_dir: Path, name: str, samples: Iterable[Sample], eval_fraction: float,
+                  eval_only: bool = False, extra: dict | None = None) -> dict:
+    """Split samples by hashed group and write them as one committed dataset."""
+    writer = DatasetWriter(out_dir, name)
+    try:
+        for sample in samples:
+            split = "eval" if eval_only else split_of(sample.group or sample.uid, eval_fraction)
+            writer.write(sample, split)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit(extra)

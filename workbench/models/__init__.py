@@ -1,0 +1,1 @@
+"""Students (open_clip names + registered micro configs); later teachers and captioners."""
