@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +73,10 @@ def load_split_arrays(dataset_dir: Path, split: str, size: int, progress: bool =
     np.save(tmp / "images.npy", images)
     (tmp / "meta.json").write_text(json.dumps({"fingerprint": manifest["fingerprint"], "captions": captions,
                                                "uids": uids, "classes": classes}))
-    if cache.exists():
-        import shutil
-        shutil.rmtree(cache)
-    os.replace(tmp, cache)
+    if cache.exists():  # stale (older fingerprint): replace it
+        shutil.rmtree(cache, ignore_errors=True)
+    try:
+        os.replace(tmp, cache)
+    except OSError:  # another process committed the same arrays first
+        shutil.rmtree(tmp, ignore_errors=True)
     return SplitArrays(images, captions, uids, classes, manifest["fingerprint"])

@@ -1,0 +1,1 @@
+"""Parametrised augmentations: sample parameters, apply given parameters (exact replay)."""

@@ -1,0 +1,58 @@
+"""Batched RandomResizedCrop + flip on uint8 image tensors, with explicit, replayable parameters.
+
+Parameters are boxes in the source image's pixel coordinates, so the same parameters replay the same
+crop at any output resolution. Cropping and resizing a whole batch is one ``roi_align`` call, which
+keeps augmentation a small share of a micro student's step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torchvision.ops import roi_align
+
+
+@dataclass
+class CropParams:
+    boxes: torch.Tensor  # [B, 4] float: x0, y0, x1, y1 in source pixels
+    flip: torch.Tensor   # [B] bool
+
+
+def full_image_params(batch: int, size: int) -> CropParams:
+    boxes = torch.tensor([0.0, 0.0, size, size]).repeat(batch, 1)
+    return CropParams(boxes, torch.zeros(batch, dtype=torch.bool))
+
+
+def sample_crop_params(batch: int, size: int, scale: tuple[float, float], ratio: tuple[float, float],
+                       flip: bool, generator: torch.Generator) -> CropParams:
+    """torchvision's RandomResizedCrop distribution (area fraction and log-uniform aspect), vectorised.
+
+    Boxes that would not fit are shrunk to fit rather than re-sampled, so one draw per sample suffices
+    and the number of random numbers consumed does not depend on the image.
+    """
+    area = size * size * torch.empty(batch).uniform_(scale[0], scale[1], generator=generator)
+    log_ratio = torch.empty(batch).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    aspect = torch.exp(log_ratio)
+    width = torch.sqrt(area * aspect).clamp(1, size)
+    height = torch.sqrt(area / aspect).clamp(1, size)
+    x0 = torch.rand(batch, generator=generator) * (size - width)
+    y0 = torch.rand(batch, generator=generator) * (size - height)
+    flips = torch.rand(batch, generator=generator) < 0.5
+    if not flip:
+        flips = torch.zeros(batch, dtype=torch.bool)
+    return CropParams(torch.stack([x0, y0, x0 + width, y0 + height], dim=1), flips)
+
+
+def apply_crop(images: torch.Tensor, params: CropParams, out_size: int) -> torch.Tensor:
+    """uint8 [B, H, W, 3] → float [B, 3, out, out] in [0, 1], cropped, resized (bilinear), flipped."""
+    pixels = images.permute(0, 3, 1, 2).float().div_(255.0)
+    index = torch.arange(len(pixels), dtype=pixels.dtype).unsqueeze(1)
+    rois = torch.cat([index, params.boxes.to(pixels.dtype)], dim=1)
+    scale = float(params.boxes[:, 2:].sub(params.boxes[:, :2]).max() / out_size)
+    out = roi_align(pixels, rois, output_size=out_size, spatial_scale=1.0,
+                    sampling_ratio=max(1, math.ceil(scale)), aligned=True)
+    if params.flip.any():
+        out[params.flip] = out[params.flip].flip(-1)
+    return out

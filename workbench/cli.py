@@ -1,0 +1,237 @@
+"""The ``workbench`` command. Every command body is one call into the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from workbench.config.overrides import ConfigError
+from workbench.workspace import Workspace
+
+EXIT_CONFIG = 2
+
+
+class _Group(click.Group):
+    """Turns config errors into one line on stderr and exit status 2, before any work starts."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(EXIT_CONFIG)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--workspace", type=click.Path(file_okay=False, path_type=Path), envvar="WORKBENCH_HOME",
+              help="Folder for data, caches, MLflow and Optuna stores [env WORKBENCH_HOME; default ./workspace].")
+@click.option("--mlflow-uri", envvar="WORKBENCH_MLFLOW_URI",
+              help="MLflow tracking URI [env WORKBENCH_MLFLOW_URI; default sqlite in the workspace].")
+@click.option("--optuna-storage", envvar="WORKBENCH_OPTUNA_STORAGE",
+              help="Optuna storage, any SQLAlchemy URL [env WORKBENCH_OPTUNA_STORAGE; default sqlite in the workspace].")
+@click.pass_context
+def main(ctx: click.Context, workspace: Path | None, mlflow_uri: str | None, optuna_storage: str | None) -> None:
+    """Ablation workbench for multi-modal reinforced training of CLIP models (MobileCLIP, MobileCLIP2).
+
+    Write a study file, then: `workbench study run studies/baseline_clip.yaml`, browse with
+    `workbench ui`, print the table with `workbench report studies/baseline_clip.yaml`.
+    """
+    ctx.obj = Workspace.resolve(workspace, mlflow_uri, optuna_storage)
+
+
+# ---------------------------------------------------------------- study
+@main.group()
+def study() -> None:
+    """Validate, plan, run and inspect study files."""
+
+
+@study.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), help="Also resolve at this profile.")
+def study_validate(files: tuple[Path, ...], profile: str | None) -> None:
+    """Check study files (schema, dotted keys, every trial's recipe); exit 2 on the first error."""
+    from workbench.config.study import load_study
+    from workbench.study.trials import expand_grid
+
+    for path in files:
+        trials = expand_grid(load_study(path), path, profile)
+        click.echo(f"ok: {path} ({len(trials)} grid trials)")
+
+
+@study.command("plan")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), help="Scale of the recipe [default: the study's].")
+@click.pass_obj
+def study_plan(ws: Workspace, file: Path, profile: str | None) -> None:
+    """List trials, stages to build, cache hits and the cost of running FILE."""
+    from workbench.study.plan import make_plan
+
+    click.echo(make_plan(file, ws, profile).render())
+
+
+@study.command("run")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), help="Scale of the recipe [default: the study's].")
+@click.option("--workers", default=1, show_default=True, help="Trials run in this many local processes.")
+@click.option("--report/--no-report", default=True, show_default=True, help="Print the study's table at the end.")
+@click.pass_obj
+def study_run(ws: Workspace, file: Path, profile: str | None, workers: int, report: bool) -> None:
+    """Run every trial of FILE not already complete (finished trials and cached stages are reused)."""
+    from workbench.study.orchestrate import run_study
+
+    summary = run_study(file, ws, profile, workers)
+    click.echo(f"{summary.name}: {summary.total} trials; {summary.reused} reused, {summary.ran} run, "
+               f"{len(summary.failed)} failed" + (f", {summary.recovered} interrupted trials recovered"
+                                                   if summary.recovered else ""))
+    for line in summary.failed:
+        click.echo(f"  failed {line}", err=True)
+    if report:
+        _print_report(ws, file, profile, write=True)
+    if summary.failed:
+        sys.exit(1)
+
+
+@study.command("status")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]))
+@click.pass_obj
+def study_status(ws: Workspace, file: Path, profile: str | None) -> None:
+    """Show each trial's Optuna state, objective value and failure reason."""
+    from workbench.study.status import render_status
+
+    click.echo(render_status(file, ws, profile))
+
+
+# ---------------------------------------------------------------- data
+@main.group()
+def data() -> None:
+    """Build the offline datasets and import your own."""
+
+
+@data.command("build")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--force", is_flag=True, help="Rebuild even if built.")
+@click.option("--limit", type=int, help="Only the first N samples (quick checks).")
+@click.pass_obj
+def data_build(ws: Workspace, names: tuple[str, ...], force: bool, limit: int | None) -> None:
+    """Build datasets NAMES (clipart-web, tuxpaint, emoji, glyphs, fashion-mnist, digits) as shards."""
+    from workbench.data.build import SOURCES, build_dataset
+
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown:
+        raise click.BadParameter(f"unknown dataset(s) {unknown}; known: {', '.join(SOURCES)}")
+    for name in names:
+        manifest = build_dataset(name, ws.ensure(), force=force, limit=limit)
+        counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
+        click.echo(f"{name}: {counts} (fingerprint {manifest['fingerprint']})")
+
+
+@data.command("list")
+@click.pass_obj
+def data_list(ws: Workspace) -> None:
+    """Show known datasets and whether they are built."""
+    from workbench.data.build import list_datasets
+
+    for row in list_datasets(ws):
+        click.echo(row if isinstance(row, str) else "  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@data.command("import")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--name", required=True, help="Dataset name to create in the workspace.")
+@click.option("--eval-fraction", default=0.1, show_default=True, help="Share of samples held out for eval.")
+@click.option("--caption-column", default="caption", show_default=True)
+@click.option("--path-column", default="path", show_default=True)
+@click.option("--class-column", "class_columns", multiple=True, help="Columns holding class labels (repeatable).")
+@click.pass_obj
+def data_import(ws: Workspace, source: Path, name: str, eval_fraction: float, caption_column: str,
+                path_column: str, class_columns: tuple[str, ...]) -> None:
+    """Import your own data: a folder of images with .txt captions, a CSV/Parquet, or webdataset shards."""
+    from workbench.data.importer import import_dataset
+
+    manifest = import_dataset(source, name, ws.ensure(), eval_fraction=eval_fraction,
+                              caption_column=caption_column, path_column=path_column,
+                              class_columns=class_columns)
+    counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
+    click.echo(f"{name}: {counts} (fingerprint {manifest['fingerprint']}); train on it with data.train: [{name}]")
+
+
+# ---------------------------------------------------------------- train / eval
+@main.command("train")
+@click.option("--recipe", default="clip", show_default=True)
+@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), default="micro", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted override, YAML value (repeatable).")
+@click.pass_obj
+def train(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...]) -> None:
+    """Train (or reuse) one student outside any study and print its eval table."""
+    from workbench.study.single import train_single
+
+    click.echo(train_single(recipe, profile, sets, ws.ensure()))
+
+
+@main.command("eval")
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.option("--suite", type=click.Path(exists=True), help="Eval-suite YAML [default: the built-in suite].")
+@click.pass_obj
+def evaluate(ws: Workspace, checkpoint: Path, suite: str | None) -> None:
+    """Run the eval suite on a trained student (a model.pt from the stage cache)."""
+    from workbench.evaluate.suite import run_suite
+    from workbench.train.trainer import load_trained
+
+    click.echo(run_suite(load_trained(checkpoint), ws, suite, progress=True).to_table())
+
+
+@main.command("models")
+def models() -> None:
+    """List students: registered micro configs (with parameter counts) and open_clip names."""
+    from workbench.config.recipe import ModelConfig
+    from workbench.models.students import configured_image_size, count_parameters, create_student, list_students
+
+    listing = list_students()
+    for name in listing["micro"]:
+        params = count_parameters(create_student(ModelConfig(name=name)))
+        click.echo(f"{name:16} {configured_image_size(name):4d}px  {params['total'] / 1e6:6.2f}M params "
+                   f"(image {params['image'] / 1e6:.2f}M, text {params['text'] / 1e6:.2f}M)")
+    click.echo("open_clip: " + ", ".join(listing["open_clip"]))
+
+
+# ---------------------------------------------------------------- report / ui
+def _print_report(ws: Workspace, file: Path, profile: str | None, write: bool, out: Path = Path("reports")) -> None:
+    from workbench.report.build import study_report
+
+    text, paths = study_report(file, ws, profile, out if write else None)
+    click.echo(text)
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+@main.command("report")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True)
+@click.pass_obj
+def report(ws: Workspace, file: Path, profile: str | None, out: Path) -> None:
+    """Print FILE's table (mean ± std over seeds) and write it to OUT as Markdown and CSV."""
+    _print_report(ws, file, profile, write=True, out=out)
+
+
+@main.command("ui")
+@click.option("--port", default=5000, show_default=True)
+@click.pass_obj
+def ui(ws: Workspace, port: int) -> None:
+    """Start the MLflow UI on 127.0.0.1 against the workspace's store (Ctrl-C stops it)."""
+    from workbench.tracking.mlflow_store import start_ui
+
+    click.echo(f"MLflow UI on http://127.0.0.1:{port} (store {ws.mlflow_uri})")
+    process = start_ui(ws, port)
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The resolved configuration of one trial. Unknown keys are errors; every default says where it comes from."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Strict):
+    train: list[str] = Field(default=["clipart-web"], min_length=1)
+    """Datasets whose train splits are mixed into the training set (built with `workbench data build`)."""
+    max_train_samples: int | None = Field(default=None, gt=0)
+    """Cap on training samples (first N in a seeded shuffle): for quick runs and data-scaling axes."""
+
+
+class ModelConfig(Strict):
+    name: str = "micro-vit-s"
+    """A registered micro config (`workbench models`) or any open_clip model name (e.g. MobileCLIP2-S0)."""
+    pretrained: str | None = None
+    """open_clip pretrained tag or a local checkpoint path; None trains from scratch."""
+
+
+class AugmentConfig(Strict):
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    """RandomResizedCrop area range; MobileCLIP2 Tab. 15 uses (0.08, 1.0) at 256 px."""
+    crop_ratio: tuple[float, float] = (0.75, 1.3333)
+    """RandomResizedCrop aspect range (Tab. 15)."""
+    flip: bool = False
+    """Horizontal flips; off by default: a mirrored glyph or a mirrored word is a different picture."""
+    enabled: bool = True
+    """False trains on the whole image, resized, with no randomness."""
+
+
+class TrainConfig(Strict):
+    steps: int = Field(default=2000, gt=0)
+    batch_size: int = Field(default=128, gt=1)
+    lr: float = Field(default=1e-3, gt=0)            # MobileCLIP2 Sec. 2
+    min_lr: float = Field(default=1e-6, ge=0)        # Tab. 15
+    weight_decay: float = Field(default=0.2, ge=0)   # Tab. 15
+    beta1: float = Field(default=0.9, ge=0, lt=1)    # Tab. 15
+    beta2: float = Field(default=0.95, ge=0, lt=1)   # Tab. 15
+    warmup_steps: int = Field(default=100, ge=0)
+    grad_clip: float | None = Field(default=1.0, gt=0)  # Tab. 15
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16 autocast (Tab. 15 on GPUs); fp32 on CPUs, where bf16 matmuls are slower."""
+    logit_scale_init: float = Field(default=1 / 0.07, gt=0)  # CLIP's initial temperature 0.07
+    logit_scale_max: float = Field(default=100.0, gt=0)      # CLIP's clamp
+    threads: int = Field(default=0, ge=0)
+    """torch threads per trial (0 = torch's default); trials in parallel workers want 1 each."""
+    eval_every: int = Field(default=500, gt=0)
+    """Run the eval suite every N steps (logged against seen samples)."""
+    checkpoint_every: int = Field(default=500, gt=0)
+    log_every: int = Field(default=25, gt=0)
+
+
+class EvalConfig(Strict):
+    suite: str | None = None
+    """Path to an eval-suite YAML; None uses the default suite (workbench/evaluate/suite.yaml)."""
+
+
+class Recipe(Strict):
+    name: str = "clip"
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()

@@ -1,0 +1,263 @@
+"""Study files: a base recipe, fixed overrides, axes, seeds, an optional Optuna search, a table.
+
+A study file is data. It is read with ``yaml.safe_load``; nothing in it is executed or imported.
+Every problem is reported as ``FILE: dotted.key: what is wrong (what is allowed)``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from workbench.config.overrides import ConfigError, check_key
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PaperRef(_Strict):
+    name: str
+    table: int | str | None = None
+
+
+class Axis(_Strict):
+    """One ablation axis: one dotted key and its values, or ``zip`` of several keys varied together."""
+
+    key: str | None = None
+    values: list[Any] | None = None
+    zip: dict[str, list[Any]] | None = None
+    labels: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Axis":
+        if self.zip is None:
+            if self.key is None or self.values is None:
+                raise ValueError("an axis needs `key` and `values`, or `zip: {dotted.key: [values], ...}`")
+            if not self.values:
+                raise ValueError("`values` is empty: an axis needs at least one value")
+        else:
+            if self.key is not None or self.values is not None:
+                raise ValueError("use either `key`/`values` or `zip`, not both")
+            lengths = {len(v) for v in self.zip.values()}
+            if not self.zip or 0 in lengths:
+                raise ValueError("`zip` needs at least one key with at least one value")
+            if len(lengths) != 1:
+                raise ValueError(f"`zip` lists must have equal lengths (got {sorted(lengths)})")
+        if self.labels is not None and len(self.labels) != self.size:
+            raise ValueError(f"`labels` has {len(self.labels)} entries for {self.size} values")
+        if len(set(self.display_labels)) != self.size:
+            raise ValueError(f"duplicate values or labels: {self.display_labels}")
+        return self
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.key] if self.zip is None else list(self.zip)
+
+    @property
+    def size(self) -> int:
+        return len(self.values) if self.zip is None else len(next(iter(self.zip.values())))
+
+    def overrides(self, index: int) -> dict[str, Any]:
+        if self.zip is None:
+            return {self.key: self.values[index]}
+        return {key: values[index] for key, values in self.zip.items()}
+
+    @property
+    def display_labels(self) -> list[str]:
+        if self.labels is not None:
+            return self.labels
+        return [_label(self.overrides(i)) for i in range(self.size)]
+
+
+def _label(overrides: dict[str, Any]) -> str:
+    parts = []
+    for value in overrides.values():
+        parts.append("+".join(map(str, value)) if isinstance(value, list) else str(value))
+    return ",".join(parts)
+
+
+class FloatRange(_Strict):
+    float: tuple[float, float]
+    log: bool = False
+
+
+class IntRange(_Strict):
+    int: tuple[int, int]
+    log: bool = False
+
+
+class Choice(_Strict):
+    choice: list[Any] = Field(min_length=1)
+
+
+class Search(_Strict):
+    sampler: Literal["tpe", "random", "cmaes", "qmc"] = "tpe"
+    trials: int = Field(gt=0)
+    space: dict[str, FloatRange | IntRange | Choice] = Field(min_length=1)
+    pruner: Literal["median", "none"] = "median"
+
+
+class Objective(_Strict):
+    metric: str = "avg"
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class Table(_Strict):
+    rows: list[str] = Field(default_factory=list)
+    """Axis names that index the rows (empty: one row)."""
+    columns: str | None = None
+    """An axis name whose values become columns (then the first of ``metrics`` fills the cells)."""
+    metrics: list[str] = Field(default_factory=lambda: ["zeroshot", "retrieval", "avg"])
+
+    @field_validator("rows", mode="before")
+    @classmethod
+    def _one_row_axis(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class Study(_Strict):
+    study: str = Field(pattern=NAME_PATTERN)
+    title: str = ""
+    description: str = ""
+    paper: PaperRef | None = None
+    recipe: str = "clip"
+    profile: Literal["micro", "paper", "smoke"] = "micro"
+    set: dict[str, Any] = Field(default_factory=dict)
+    axes: dict[str, Axis] = Field(default_factory=dict)
+    seeds: int | list[int] = 1
+    search: Search | None = None
+    objective: Objective = Objective()
+    table: Table = Table()
+
+    @field_validator("axes")
+    @classmethod
+    def _axis_names(cls, axes: dict[str, Axis]) -> dict[str, Axis]:
+        for name in axes:
+            if not re.match(NAME_PATTERN, name) or name == "seed":
+                raise ValueError(f"axis name {name!r} must match {NAME_PATTERN} and not be 'seed'")
+        return axes
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds: int | list[int]) -> int | list[int]:
+        if isinstance(seeds, int) and seeds < 1:
+            raise ValueError("`seeds` must be >= 1 (a count) or a non-empty list of seeds")
+        if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
+            raise ValueError("`seeds` list must be non-empty with no repeats")
+        return seeds
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+def _locate(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc if p not in ("FloatRange", "IntRange", "Choice")) or "(top level)"
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, looking through Optional, unions, lists and dict values."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in reversed(getattr(annotation, "__args__", ())):
+        found = _section_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The keys allowed where an unknown key was found, walking the schema along its location."""
+    model: type[BaseModel] | None = Study
+    for part in loc[:-1]:
+        if model is not None and part in model.model_fields:
+            model = _section_model(model.model_fields[part].annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _check_references(study: Study, where: str) -> None:
+    """Keys the schema cannot see: dotted recipe keys, and table names that must be axes."""
+    def check(dotted: str, at: str) -> None:
+        try:
+            check_key(dotted)
+        except KeyError as error:
+            raise ConfigError(where, f"{at}: {error.args[0]}") from None
+
+    for dotted in study.set:
+        check(dotted, f"set.{dotted}")
+    seen: dict[str, str] = {}
+    for name, axis in study.axes.items():
+        for dotted in axis.keys:
+            at = f"axes.{name}.{'key' if axis.zip is None else 'zip.' + dotted}"
+            check(dotted, at)
+            if dotted in seen:
+                raise ConfigError(where, f"{at}: {dotted!r} is already varied by axis {seen[dotted]!r}")
+            if dotted in study.set:
+                raise ConfigError(where, f"{at}: {dotted!r} is also fixed in `set`; remove one of them")
+            seen[dotted] = name
+    if study.search:
+        for dotted in study.search.space:
+            check(dotted, f"search.space.{dotted}")
+            if dotted in seen:
+                raise ConfigError(where, f"search.space.{dotted}: also varied by axis {seen[dotted]!r}")
+    for row in study.table.rows:
+        if row not in study.axes:
+            raise ConfigError(where, f"table.rows: {row!r} is not an axis (axes: {sorted(study.axes) or 'none'})")
+    if study.table.columns is not None and study.table.columns not in study.axes:
+        raise ConfigError(where, f"table.columns: {study.table.columns!r} is not an axis "
+                                 f"(axes: {sorted(study.axes) or 'none'})")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses duplicate mapping keys instead of silently keeping the last one."""
+
+
+def _no_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    keys = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in keys:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        keys.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def load_yaml(path: Path) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(str(path), "file not found")
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        at = f"line {mark.line + 1}" if mark else "YAML"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(str(path), f"{at}: invalid YAML: {problem}") from None
+
+
+def load_study(path: str | Path) -> Study:
+    """Load and fully validate a study file, or raise ConfigError naming file and key."""
+    where = str(path)
+    raw = load_yaml(Path(path))
+    if not isinstance(raw, dict):
+        raise ConfigError(where, f"(top level): a study file is a mapping, got {type(raw).__name__}")
+    try:
+        study = Study.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        detail = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            detail = f"unknown key; allowed here: {', '.join(_allowed_keys(first['loc']))}"
+        raise ConfigError(where, f"{_locate(first['loc'])}: {detail}") from None
+    _check_references(study, where)
+    return study

@@ -1,0 +1,1 @@
+"""Tables (and later plots) from a study's MLflow runs."""

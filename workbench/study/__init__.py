@@ -1,0 +1,1 @@
+"""Study expansion into trials, planning, the stage cache and Optuna orchestration."""

@@ -1,0 +1,80 @@
+"""The stage cache: every stage's artifact lives under a key derived from what produced it.
+
+key = hash(stage name, stage version, resolved stage config, keys of its inputs). An artifact is built
+in a private temporary folder and committed with one atomic rename, so a reader sees a whole artifact
+or none. A per-key lock keeps two workers from building the same artifact at once; the loser of the
+race waits and then reads the winner's artifact as a hit. Long stages keep resumable state in
+``<key>.partial/`` which survives a killed process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+def stage_key(stage: str, version: int, config: Any, inputs: dict[str, str] | None = None) -> str:
+    payload = json.dumps({"stage": stage, "version": version, "config": config, "inputs": inputs or {}},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: str
+    key: str
+    path: Path
+    hit: bool
+
+
+class StageCache:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    def partial_dir(self, stage: str, key: str) -> Path:
+        """Resumable state of an unfinished build of ``key`` (kept across killed runs)."""
+        return self.root / stage / f"{key}.partial"
+
+    def has(self, stage: str, key: str) -> bool:
+        return self.path(stage, key).is_dir()
+
+    @contextlib.contextmanager
+    def _lock(self, stage: str, key: str) -> Iterator[None]:
+        lock_path = self.root / stage / f"{key}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def get_or_build(self, stage: str, key: str, build: Callable[[Path], None]) -> StageResult:
+        """Return the artifact for ``key``, calling ``build(tmp_dir)`` first if it does not exist."""
+        final = self.path(stage, key)
+        if final.is_dir():
+            return StageResult(stage, key, final, hit=True)
+        with self._lock(stage, key):
+            if final.is_dir():  # built by another worker while we waited
+                return StageResult(stage, key, final, hit=True)
+            tmp = final.with_name(f".{key}.tmp-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            try:
+                build(tmp)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            os.replace(tmp, final)
+            shutil.rmtree(self.partial_dir(stage, key), ignore_errors=True)
+        return StageResult(stage, key, final, hit=False)

@@ -1,0 +1,288 @@
+"""One Optuna study per study file: grid points (axes × seeds) or a sampler's search, run as trials.
+
+Grid mode enqueues every grid point not yet complete, and workers ``ask`` for them: Optuna hands each
+waiting trial to exactly one worker, so ``--workers N`` never runs a point twice. Search mode asks the
+named sampler for new points and prunes on the intermediate evals. Trials whose process died (``kill
+-9``) are found by their owner's pid, recorded as failed, and their grid points enqueued again; their
+MLflow runs are ended as KILLED. A failing trial is recorded with its reason and the others go on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import socket
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from workbench.config.study import Study, load_study
+from workbench.study.pipeline import run_trial_stages
+from workbench.study.prepare import prepare_inputs
+from workbench.study.trials import TrialSpec, build_trial, expand_grid
+from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten, log_json_artifact, process_alive
+from workbench.workspace import Workspace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def study_name(study: Study, profile: str) -> str:
+    """Optuna study and MLflow experiment name: a smoke run never mixes with the real one."""
+    return f"{study.study}/{profile}"
+
+
+def open_optuna_study(study: Study, profile: str, ws: Workspace) -> optuna.Study:
+    storage = optuna.storages.RDBStorage(ws.optuna_storage, engine_kwargs=_engine_kwargs(ws.optuna_storage))
+    if study.search:
+        samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+                    "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
+        sampler = samplers[study.search.sampler](seed=study.seed_list[0])
+    else:
+        space = {name: list(range(axis.size)) for name, axis in study.axes.items()}
+        sampler = optuna.samplers.GridSampler({**space, "seed": study.seed_list}, seed=0)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=3) if study.search and study.search.pruner == "median"
+              else optuna.pruners.NopPruner())
+    return optuna.create_study(study_name=study_name(study, profile), storage=storage, sampler=sampler,
+                               pruner=pruner, direction=study.objective.direction, load_if_exists=True)
+
+
+def _engine_kwargs(url: str) -> dict:
+    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+
+
+@dataclass
+class RunSummary:
+    name: str
+    total: int
+    reused: int
+    ran: int = 0
+    failed: list[str] = field(default_factory=list)
+    recovered: int = 0
+
+
+class TrialReporter:
+    """Streams a trial's metrics to its MLflow run and its intermediate objective to Optuna."""
+
+    def __init__(self, tracker: Tracker, run_id: str, trial: optuna.Trial, prune: bool):
+        self.tracker, self.run_id, self.trial, self.prune = tracker, run_id, trial, prune
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.tracker.log_metrics(self.run_id, metrics, step)
+
+    def should_prune(self, objective: float, step: int) -> bool:
+        if not self.prune:
+            return False
+        self.trial.report(objective, step)
+        return self.trial.should_prune()
+
+
+def recover_dead_trials(opt_study: optuna.Study) -> int:
+    """Fail RUNNING trials whose process is gone; enqueue their grid points again. Returns the count."""
+    count = 0
+    for trial in opt_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        if process_alive(attrs.get("host"), attrs.get("pid")):
+            continue
+        storage = opt_study._storage
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", "process died (killed or crashed)")
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        count += 1
+    return count
+
+
+def _grid_params(spec: TrialSpec) -> dict[str, Any]:
+    return {**spec.axis_indices, "seed": spec.seed}
+
+
+def enqueue_pending(opt_study: optuna.Study, specs: list[TrialSpec]) -> tuple[int, int]:
+    """Enqueue grid points with no complete and no waiting trial. Returns (complete, waiting) counts."""
+    trials = opt_study.get_trials(deepcopy=False)
+    complete = {t.user_attrs.get("point_id") for t in trials if t.state == TrialState.COMPLETE}
+    waiting = {t.user_attrs.get("point_id") for t in trials if t.state == TrialState.WAITING}
+    for spec in specs:
+        if spec.point_id not in complete and spec.point_id not in waiting:
+            opt_study.enqueue_trial(_grid_params(spec), user_attrs={"point_id": spec.point_id})
+    n_complete = sum(spec.point_id in complete for spec in specs)
+    return n_complete, len(specs) - n_complete
+
+
+def _suggest(trial: optuna.Trial, study: Study, path: str, profile: str) -> TrialSpec:
+    """Register the trial's parameters with Optuna and resolve its recipe."""
+    indices = {name: trial.suggest_categorical(name, list(range(axis.size))) for name, axis in study.axes.items()}
+    extra: dict[str, Any] = {}
+    if study.search:
+        seed = study.seed_list[0]
+        for key, dist in study.search.space.items():
+            if hasattr(dist, "float"):
+                extra[key] = trial.suggest_float(key, *dist.float, log=dist.log)
+            elif hasattr(dist, "int"):
+                extra[key] = trial.suggest_int(key, *dist.int, log=dist.log)
+            else:
+                extra[key] = trial.suggest_categorical(key, dist.choice)
+    else:
+        seed = trial.suggest_categorical("seed", study.seed_list)
+    return build_trial(study, path, profile, indices, seed, extra)
+
+
+def run_one_trial(trial: optuna.Trial, study: Study, path: str, profile: str, ws: Workspace, tracker: Tracker,
+                  parent_id: str, progress: bool) -> float:
+    """Run a trial's stages inside its own MLflow child run; raise on failure after recording it."""
+    name = study_name(study, profile)
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", str(os.getpid()))
+    spec = _suggest(trial, study, path, profile)
+    trial.set_user_attr("point_id", spec.point_id)
+    tags = {f"{TAG_PREFIX}kind": "trial", f"{TAG_PREFIX}study": study.study, f"{TAG_PREFIX}profile": profile,
+            f"{TAG_PREFIX}point_id": spec.point_id, f"{TAG_PREFIX}seed": spec.seed,
+            f"{TAG_PREFIX}optuna_trial": trial.number, f"{TAG_PREFIX}git_commit": _git_commit(),
+            **{f"{TAG_PREFIX}axis.{k}": v for k, v in spec.axis_labels.items()}}
+    run_id = tracker.start_run(name, f"{spec.title}", tags, parent_id)
+    trial.set_user_attr("mlflow_run_id", run_id)
+    try:
+        recipe_dict = spec.recipe.model_dump(mode="json")
+        tracker.log_params(run_id, flatten(recipe_dict))
+        tracker.log_text(run_id, yaml.safe_dump(recipe_dict, sort_keys=False), "config/resolved.yaml")
+        from workbench.study.pipeline import dataset_fingerprints
+
+        tracker.set_tags(run_id, {f"{TAG_PREFIX}data.{k}": v
+                                  for k, v in dataset_fingerprints(ws, spec.recipe.data.train).items()})
+        reporter = TrialReporter(tracker, run_id, trial, prune=bool(study.search))
+        outcome = run_trial_stages(spec.recipe, ws, reporter, study.objective.metric, progress)
+        final_step = spec.recipe.train.steps * spec.recipe.train.batch_size
+        if outcome.stages[0].hit:  # the history was streamed by the run that trained it
+            _replay_history(tracker, run_id, outcome.train_dir)
+        tracker.log_metrics(run_id, {f"eval/{k}": v for k, v in outcome.metrics.items()}, final_step)
+        tracker.log_metrics(run_id, {f"chance/{k}": v for k, v in outcome.chance.items()}, final_step)
+        tracker.log_metrics(run_id, {f"stderr/{k}": v for k, v in outcome.stderr.items()}, final_step)
+        tracker.set_tags(run_id, {**{f"{TAG_PREFIX}stage.{s}": k for s, k in outcome.stage_keys.items()},
+                                  f"{TAG_PREFIX}cache_hit": outcome.all_hits})
+        tracker.log_file(run_id, outcome.eval_dir / "eval.json", "eval")
+        tracker.log_file(run_id, outcome.train_dir / "summary.json", "train")
+        tracker.end_run(run_id, "FINISHED")
+        return outcome.metrics[study.objective.metric]
+    except BaseException as error:
+        reason = f"{type(error).__name__}: {error}"
+        trial.set_user_attr("fail_reason", reason[:2000])
+        tracker.set_tags(run_id, {f"{TAG_PREFIX}failure": reason[:5000]})
+        tracker.log_text(run_id, traceback.format_exc(), "failure.txt")
+        pruned = type(error).__name__ == "TrainingPruned"
+        tracker.end_run(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else
+                        ("FINISHED" if pruned else "FAILED"))
+        raise
+
+
+def _replay_history(tracker: Tracker, run_id: str, train_dir: Path) -> None:
+    import json
+
+    for line in (train_dir / "history.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        tracker.log_metrics(run_id, row["metrics"], row["seen_samples"])
+
+
+def _git_commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remaining, lock, threads: int,
+                progress: bool) -> None:
+    """Take trials until the shared budget is spent. Runs in the main process or a spawned worker."""
+    import torch
+
+    from workbench.train.trainer import TrainingPruned
+
+    if threads:
+        torch.set_num_threads(threads)
+    study = load_study(path)
+    opt_study = open_optuna_study(study, profile, ws)
+    tracker = Tracker(ws)
+    while True:
+        with lock:
+            if remaining.value <= 0:
+                return
+            remaining.value -= 1
+            trial = opt_study.ask()
+        try:
+            value = run_one_trial(trial, study, path, profile, ws, tracker, parent_id, progress)
+            opt_study.tell(trial, value)
+            print(f"[trial {trial.number}] done: {study.objective.metric} = {value:.4f}", flush=True)
+        except TrainingPruned:
+            opt_study.tell(trial, state=TrialState.PRUNED)
+            print(f"[trial {trial.number}] pruned", flush=True)
+        except KeyboardInterrupt:
+            opt_study.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception as error:
+            opt_study.tell(trial, state=TrialState.FAIL)
+            print(f"[trial {trial.number}] FAILED: {type(error).__name__}: {error}", flush=True)
+
+
+def run_study(path: str | Path, ws: Workspace, profile: str | None = None, workers: int = 1,
+              progress: bool = True) -> RunSummary:
+    """Validate, prepare inputs, then run every trial not already complete."""
+    path = str(path)
+    study = load_study(path)
+    profile = profile or study.profile
+    specs = expand_grid(study, path, profile)  # validates every point before any work starts
+    ws.ensure()
+    name = study_name(study, profile)
+    tracker = Tracker(ws)
+    tracker.mark_dead_runs_killed(name)
+    opt_study = open_optuna_study(study, profile, ws)
+    recovered = recover_dead_trials(opt_study)
+    if study.search:
+        finished = [t for t in opt_study.get_trials(deepcopy=False)
+                    if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        reused, todo, total = len(finished), max(0, study.search.trials - len(finished)), study.search.trials
+    else:
+        reused, todo = enqueue_pending(opt_study, specs)
+        total = len(specs)
+    summary = RunSummary(name, total, reused, recovered=recovered)
+    if todo == 0:
+        return summary
+    prepare_inputs([s.recipe for s in specs], ws, progress)
+    parent_id = tracker.start_run(name, f"{study.study} ({profile})",
+                                  {f"{TAG_PREFIX}kind": "study", f"{TAG_PREFIX}study": study.study,
+                                   f"{TAG_PREFIX}profile": profile, f"{TAG_PREFIX}git_commit": _git_commit()})
+    tracker.log_file(parent_id, Path(path), "study")
+    finished_before = {t.number for t in opt_study.get_trials(deepcopy=False) if t.state.is_finished()}
+    status = "FAILED"
+    try:
+        _run_workers(path, profile, ws, parent_id, todo, workers, progress)
+        status = "FINISHED"
+    finally:
+        tracker.end_run(parent_id, status if status == "FINISHED" else "KILLED")
+    summary.ran = todo
+    summary.failed = [f"trial {t.number} ({t.user_attrs.get('point_id', '?')}): {t.user_attrs.get('fail_reason', '?')}"
+                      for t in opt_study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                      if t.number not in finished_before]
+    return summary
+
+
+def _run_workers(path: str, profile: str, ws: Workspace, parent_id: str, todo: int, workers: int,
+                 progress: bool) -> None:
+    workers = max(1, min(workers, todo))
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0
+    if workers == 1:
+        import threading
+
+        worker_loop(path, profile, ws, parent_id, mp.Value("i", todo), threading.Lock(), threads, progress)
+        return
+    ctx = mp.get_context("spawn")
+    remaining, lock = ctx.Value("i", todo), ctx.Lock()
+    procs = [ctx.Process(target=worker_loop, args=(path, profile, ws, parent_id, remaining, lock, threads, False))
+             for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()

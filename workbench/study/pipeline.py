@@ -1,0 +1,98 @@
+"""One trial's stage DAG: data builds → student training → evaluation, each a cached stage.
+
+Stage keys chain: the training key includes the fingerprints of its datasets; the eval key includes the
+training key and the suite. A trial whose stages are all cached costs a few file reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.config.recipe import Recipe
+from workbench.study.cache import StageCache, StageResult, stage_key
+from workbench.train.trainer import Reporter, train_student
+from workbench.workspace import Workspace
+
+TRAIN_VERSION = 1
+EVAL_VERSION = 1
+
+
+@dataclass
+class TrialOutcome:
+    metrics: dict[str, float]
+    chance: dict[str, float]
+    stderr: dict[str, float]
+    stages: list[StageResult] = field(default_factory=list)
+    train_dir: Path | None = None
+    eval_dir: Path | None = None
+
+    @property
+    def stage_keys(self) -> dict[str, str]:
+        return {s.stage: s.key for s in self.stages}
+
+    @property
+    def all_hits(self) -> bool:
+        return all(s.hit for s in self.stages)
+
+
+def suite_identity(suite_path: str | None) -> dict:
+    from workbench.evaluate.suite import load_suite
+
+    return load_suite(suite_path).model_dump(mode="json")
+
+
+def dataset_fingerprints(ws: Workspace, names: list[str]) -> dict[str, str]:
+    from workbench.data.shards import read_manifest
+
+    return {name: read_manifest(ws.dataset_dir(name))["fingerprint"] for name in names}
+
+
+def train_key(recipe: Recipe, ws: Workspace) -> str:
+    config = recipe.model_dump(mode="json", exclude={"name"})
+    inputs = dataset_fingerprints(ws, recipe.data.train)
+    inputs["suite"] = stage_key("suite", 1, suite_identity(recipe.eval.suite))  # periodic evals are in history
+    return stage_key("train", TRAIN_VERSION, config, inputs)
+
+
+def eval_key(recipe: Recipe, ws: Workspace, trained: str) -> str:
+    suite = suite_identity(recipe.eval.suite)
+    return stage_key("eval", EVAL_VERSION, suite, {"train": trained})
+
+
+def run_train_stage(recipe: Recipe, ws: Workspace, reporter: Reporter | None, objective: str | None,
+                    progress: bool) -> StageResult:
+    cache = StageCache(ws.cache_dir)
+    key = train_key(recipe, ws)
+
+    def build(out: Path) -> None:
+        (out / "recipe.json").write_text(recipe.model_dump_json(indent=2))
+        train_student(recipe, ws, out, cache.partial_dir("train", key), reporter, objective, progress)
+
+    return cache.get_or_build("train", key, build)
+
+
+def run_eval_stage(recipe: Recipe, ws: Workspace, trained: StageResult) -> StageResult:
+    from workbench.evaluate.suite import run_suite
+    from workbench.train.trainer import load_trained
+
+    cache = StageCache(ws.cache_dir)
+
+    def build(out: Path) -> None:
+        encoder = load_trained(trained.path / "model.pt")
+        result = run_suite(encoder, ws, recipe.eval.suite)
+        (out / "eval.json").write_text(result.to_json())
+        (out / "eval.txt").write_text(result.to_table())
+
+    return cache.get_or_build("eval", eval_key(recipe, ws, trained.key), build)
+
+
+def run_trial_stages(recipe: Recipe, ws: Workspace, reporter: Reporter | None = None,
+                     objective: str | None = None, progress: bool = True) -> TrialOutcome:
+    """Train (or reuse) and evaluate (or reuse) one recipe; datasets must already be built."""
+    trained = run_train_stage(recipe, ws, reporter, objective, progress)
+    evaluated = run_eval_stage(recipe, ws, trained)
+    result = json.loads((evaluated.path / "eval.json").read_text())
+    return TrialOutcome(result["metrics"], result["chance"], result["stderr"], [trained, evaluated],
+                        trained.path, evaluated.path)

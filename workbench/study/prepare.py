@@ -1,0 +1,39 @@
+"""Build every input a set of trials needs before any trial starts.
+
+Done once in the main process: datasets are built (or found) and decoded at the resolutions the
+students and the eval suite will read, so parallel workers only ever read finished caches.
+"""
+
+from __future__ import annotations
+
+from workbench.config.recipe import Recipe
+from workbench.workspace import Workspace
+
+
+def required_inputs(recipes: list[Recipe]) -> tuple[set[str], set[tuple[str, str, int]]]:
+    """Datasets to build, and (dataset, split, size) arrays to decode."""
+    from workbench.evaluate.spec import load_suite
+    from workbench.models.students import configured_image_size, training_load_size
+
+    datasets: set[str] = set()
+    arrays: set[tuple[str, str, int]] = set()
+    for recipe in recipes:
+        size = configured_image_size(recipe.model.name)
+        for name in recipe.data.train:
+            datasets.add(name)
+            arrays.add((name, "train", training_load_size(size)))
+        for task in load_suite(recipe.eval.suite).tasks:
+            datasets.add(task.dataset)
+            arrays.add((task.dataset, task.split, size))
+    return datasets, arrays
+
+
+def prepare_inputs(recipes: list[Recipe], ws: Workspace, progress: bool = True) -> None:
+    from workbench.data.arrays import load_split_arrays
+    from workbench.data.build import build_dataset
+
+    datasets, arrays = required_inputs(recipes)
+    for name in sorted(datasets):
+        build_dataset(name, ws, progress=progress)
+    for name, split, size in sorted(arrays):
+        load_split_arrays(ws.dataset_dir(name), split, size, progress=progress)

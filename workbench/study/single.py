@@ -1,0 +1,33 @@
+"""``workbench train``: one recipe with dotted overrides, through the same cached stages as a study."""
+
+from __future__ import annotations
+
+import yaml
+
+from workbench.config.overrides import ConfigError, check_key
+from workbench.config.resolve import resolve_recipe
+from workbench.study.pipeline import run_trial_stages
+from workbench.study.prepare import prepare_inputs
+from workbench.workspace import Workspace
+
+
+def parse_sets(sets: tuple[str, ...]) -> dict:
+    overrides = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item}", "expected KEY=VALUE, e.g. train.lr=3e-4")
+        try:
+            check_key(key)
+        except KeyError as error:
+            raise ConfigError(f"--set {item}", error.args[0]) from None
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def train_single(recipe_name: str, profile: str, sets: tuple[str, ...], ws: Workspace) -> str:
+    recipe = resolve_recipe(recipe_name, profile, [("--set", parse_sets(sets))])
+    prepare_inputs([recipe], ws)
+    outcome = run_trial_stages(recipe, ws)
+    hits = ", ".join(f"{s.stage} {'hit' if s.hit else 'built'} ({s.key})" for s in outcome.stages)
+    return f"{hits}\nmodel: {outcome.train_dir / 'model.pt'}\n" + (outcome.eval_dir / "eval.txt").read_text()

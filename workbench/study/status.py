@@ -1,0 +1,30 @@
+"""``workbench study status``: each trial's state in the study's Optuna storage."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from workbench.config.study import load_study
+from workbench.workspace import Workspace
+
+
+def render_status(path: str | Path, ws: Workspace, profile: str | None = None) -> str:
+    from workbench.study.orchestrate import open_optuna_study, study_name
+    from workbench.study.trials import expand_grid
+
+    study = load_study(path)
+    profile = profile or study.profile
+    trials = open_optuna_study(study, profile, ws).get_trials(deepcopy=False)
+    titles = {} if study.search else {s.point_id: s.title for s in expand_grid(study, path, profile)}
+    lines = [f"{study_name(study, profile)}: " + ", ".join(f"{n} {s.name.lower()}" for s, n in
+                                                          Counter(t.state for t in trials).items())]
+    if not study.search:
+        done = {t.user_attrs.get("point_id") for t in trials if t.state.name == "COMPLETE"}
+        lines.append(f"grid: {len(done & set(titles))}/{len(titles)} points complete")
+    for t in trials:
+        value = f"{t.value:.4f}" if t.value is not None else "–"
+        title = titles.get(t.user_attrs.get("point_id"), str(t.params))
+        reason = f"  ({t.user_attrs['fail_reason']})" if "fail_reason" in t.user_attrs else ""
+        lines.append(f"  #{t.number:<4} {t.state.name:9} {value:>8}  {title}{reason}")
+    return "\n".join(lines)

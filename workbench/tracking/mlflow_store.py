@@ -1,0 +1,155 @@
+"""MLflow bookkeeping: an experiment per study, a parent run per invocation, a child run per trial.
+
+Everything goes through ``MlflowClient`` with explicit run ids rather than the fluent "active run"
+state, so logging works the same inside worker processes and when the caller already has a run open.
+Runs record the host and process that own them; a later invocation marks runs whose process died as
+KILLED, so a ``kill -9`` leaves no run RUNNING forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
+
+from workbench.workspace import Workspace
+
+TAG_PREFIX = "workbench."
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 1e-3}} → {"train.lr": 1e-3}; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _owner_tags() -> dict[str, str]:
+    return {f"{TAG_PREFIX}host": socket.gethostname(), f"{TAG_PREFIX}pid": str(os.getpid())}
+
+
+def process_alive(host: str | None, pid: str | None) -> bool:
+    """True unless the owner is a process on this host that no longer exists."""
+    if host != socket.gethostname() or not pid:
+        return True  # another machine's run: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Tracker:
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+        self.client = MlflowClient(tracking_uri=ws.mlflow_uri)
+
+    def experiment_id(self, name: str) -> str:
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = (self.ws.artifacts_dir / name).as_uri() if "://" not in str(self.ws.artifacts_dir) else None
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception:  # created concurrently by another worker
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def start_run(self, experiment: str, name: str, tags: dict[str, Any], parent_id: str | None = None) -> str:
+        all_tags = {**_owner_tags(), **{k: str(v) for k, v in tags.items()}}
+        if parent_id:
+            all_tags["mlflow.parentRunId"] = parent_id
+        return self.client.create_run(self.experiment_id(experiment), tags=all_tags, run_name=name).info.run_id
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        items = [Param(k, json.dumps(v) if isinstance(v, (list, tuple)) else str(v)) for k, v in params.items()]
+        for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(run_id, params=items[i:i + MAX_PARAMS_TAGS_PER_BATCH])
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        self.client.log_text(run_id, text, name)
+
+    def log_file(self, run_id: str, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), folder)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status)
+
+    def mark_dead_runs_killed(self, experiment: str) -> list[str]:
+        """End as KILLED every RUNNING run of ``experiment`` whose owning process is gone."""
+        experiment_obj = self.client.get_experiment_by_name(experiment)
+        if experiment_obj is None:
+            return []
+        killed = []
+        for run in self.client.search_runs([experiment_obj.experiment_id], "attributes.status = 'RUNNING'"):
+            tags = run.data.tags
+            if not process_alive(tags.get(f"{TAG_PREFIX}host"), tags.get(f"{TAG_PREFIX}pid")):
+                self.client.set_tag(run.info.run_id, f"{TAG_PREFIX}failure", "process died (killed or crashed)")
+                self.client.set_terminated(run.info.run_id, "KILLED")
+                killed.append(run.info.run_id)
+        return killed
+
+    def trial_runs(self, experiment: str) -> pd.DataFrame:
+        """Finished trial runs of a study as a DataFrame (params.*, metrics.*, tags.* columns)."""
+        experiment_obj = self.client.get_experiment_by_name(experiment)
+        if experiment_obj is None:
+            return pd.DataFrame()
+        runs = self.client.search_runs(
+            [experiment_obj.experiment_id],
+            f"tags.`{TAG_PREFIX}kind` = 'trial' and attributes.status = 'FINISHED'",
+            max_results=50000,
+        )
+        rows = []
+        for run in runs:
+            row = {"run_id": run.info.run_id, "start_time": run.info.start_time}
+            row.update({f"metrics.{k}": v for k, v in run.data.metrics.items()})
+            row.update({f"params.{k}": v for k, v in run.data.params.items()})
+            row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def run_status(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.status
+
+
+def log_json_artifact(tracker: Tracker, run_id: str, obj: Any, name: str) -> None:
+    tracker.log_text(run_id, json.dumps(obj, indent=2, sort_keys=True, default=str), name)
+
+
+def ui_command(ws: Workspace, port: int) -> list[str]:
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", ws.mlflow_uri,
+            "--default-artifact-root", ws.artifacts_dir.as_uri(), "--host", "127.0.0.1", "--port", str(port)]
+
+
+def start_ui(ws: Workspace, port: int) -> subprocess.Popen:
+    """Start the MLflow UI on 127.0.0.1 against the workspace's store."""
+    ws.ensure()
+    return subprocess.Popen(ui_command(ws, port))
+
+
+def tempdir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="workbench-")

@@ -1,0 +1,90 @@
+"""The training set in memory and a deterministic batch stream over it.
+
+Batch ``step`` is a pure function of (seed, step): epoch permutations and augmentation parameters come
+from generators seeded by the step, so a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from workbench.augment.crop import apply_crop, full_image_params, sample_crop_params
+from workbench.config.recipe import AugmentConfig
+from workbench.data.arrays import load_split_arrays
+from workbench.workspace import Workspace
+
+
+def _generator(*parts: int) -> torch.Generator:
+    seed = 0
+    for part in parts:
+        seed = (seed * 1_000_003 + int(part)) % (2**63 - 1)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class TrainingSet:
+    images: torch.Tensor  # uint8 [N, S, S, 3]
+    captions: list[str]
+    fingerprints: dict[str, str]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+
+def load_training_set(ws: Workspace, datasets: list[str], size: int, seed: int,
+                      max_samples: int | None = None, progress: bool = True) -> TrainingSet:
+    """Concatenate the train splits of ``datasets`` (decoded at ``size`` px), optionally capped."""
+    images, captions, fingerprints = [], [], {}
+    for name in datasets:
+        arrays = load_split_arrays(ws.dataset_dir(name), "train", size, progress=progress)
+        images.append(arrays.images)
+        captions.extend(arrays.captions)
+        fingerprints[name] = arrays.fingerprint
+    stacked = np.concatenate(images) if len(images) > 1 else np.asarray(images[0])
+    if max_samples is not None and max_samples < len(captions):
+        keep = torch.randperm(len(captions), generator=_generator(seed, 7)).numpy()[:max_samples]
+        keep.sort()
+        stacked = stacked[keep]
+        captions = [captions[i] for i in keep]
+    return TrainingSet(torch.from_numpy(np.ascontiguousarray(stacked)), captions, fingerprints)
+
+
+class BatchStream:
+    """Batch ``step`` = positions [step·B, (step+1)·B) of an endless sequence of seeded epoch permutations."""
+
+    def __init__(self, data: TrainingSet, batch_size: int, seed: int, out_size: int, augment: AugmentConfig):
+        if batch_size > len(data):
+            raise ValueError(f"batch size {batch_size} exceeds the {len(data)} training samples")
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.out_size, self.augment = out_size, augment
+        self._epoch, self._order = -1, None
+
+    def _indices(self, step: int) -> torch.Tensor:
+        n = len(self.data)
+        positions = torch.arange(step * self.batch_size, (step + 1) * self.batch_size)
+        epochs, offsets = positions // n, positions % n
+        out = torch.empty_like(positions)
+        for epoch in epochs.unique().tolist():
+            if epoch != self._epoch:
+                self._epoch, self._order = epoch, torch.randperm(n, generator=_generator(self.seed, 1, epoch))
+            mask = epochs == epoch
+            out[mask] = self._order[offsets[mask]]
+        return out
+
+    def batch(self, step: int) -> tuple[torch.Tensor, list[str]]:
+        """Augmented pixels [B, 3, out, out] in [0, 1] and their captions."""
+        indices = self._indices(step)
+        images = self.data.images[indices]
+        size = images.shape[1]
+        if self.augment.enabled:
+            params = sample_crop_params(len(indices), size, self.augment.crop_scale, self.augment.crop_ratio,
+                                        self.augment.flip, _generator(self.seed, 2, step))
+        else:
+            params = full_image_params(len(indices), size)
+        return apply_crop(images, params, self.out_size), [self.data.captions[i] for i in indices.tolist()]
+
+    def epochs_at(self, step: int) -> float:
+        return step * self.batch_size / len(self.data)
