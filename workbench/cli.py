@@ -177,10 +177,11 @@ def train(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...]) -> No
 @click.pass_obj
 def evaluate(ws: Workspace, checkpoint: Path, suite: str | None) -> None:
     """Run the eval suite on a trained student (a model.pt from the stage cache)."""
+    from workbench.evaluate.spec import load_suite
     from workbench.evaluate.suite import run_suite
     from workbench.train.trainer import load_trained
 
-    click.echo(run_suite(load_trained(checkpoint), ws, suite, progress=True).to_table())
+    click.echo(run_suite(load_trained(checkpoint), ws, load_suite(suite), progress=True).to_table())
 
 
 @main.command("models")

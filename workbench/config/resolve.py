@@ -18,7 +18,7 @@ def recipe_path(name: str) -> Path:
     path = Path(str(resources.files("workbench.recipes") / f"{name}.yaml"))
     if not path.exists():
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"recipe {name!r}", f"unknown recipe; known: {', '.join(known)}")
+        raise ConfigError(f"recipe {name!r}", f"unknown recipe {name!r}; known: {', '.join(known)}")
     return path
 
 

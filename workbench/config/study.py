@@ -183,7 +183,13 @@ def _allowed_keys(loc: tuple) -> list[str]:
 
 
 def _check_references(study: Study, where: str) -> None:
-    """Keys the schema cannot see: dotted recipe keys, and table names that must be axes."""
+    """Keys the schema cannot see: the recipe name, dotted recipe keys, table names that must be axes."""
+    from workbench.config.resolve import recipe_path
+
+    try:
+        recipe_path(study.recipe)
+    except ConfigError as error:
+        raise ConfigError(where, f"recipe: {error.message}") from None
     def check(dotted: str, at: str) -> None:
         try:
             check_key(dotted)

@@ -38,7 +38,7 @@ class TrialOutcome:
 
 
 def suite_identity(suite_path: str | None) -> dict:
-    from workbench.evaluate.suite import load_suite
+    from workbench.evaluate.spec import load_suite
 
     return load_suite(suite_path).model_dump(mode="json")
 
@@ -74,6 +74,7 @@ def run_train_stage(recipe: Recipe, ws: Workspace, reporter: Reporter | None, ob
 
 
 def run_eval_stage(recipe: Recipe, ws: Workspace, trained: StageResult) -> StageResult:
+    from workbench.evaluate.spec import load_suite
     from workbench.evaluate.suite import run_suite
     from workbench.train.trainer import load_trained
 
@@ -81,7 +82,7 @@ def run_eval_stage(recipe: Recipe, ws: Workspace, trained: StageResult) -> Stage
 
     def build(out: Path) -> None:
         encoder = load_trained(trained.path / "model.pt")
-        result = run_suite(encoder, ws, recipe.eval.suite)
+        result = run_suite(encoder, ws, load_suite(recipe.eval.suite))
         (out / "eval.json").write_text(result.to_json())
         (out / "eval.txt").write_text(result.to_table())
 

@@ -30,10 +30,12 @@ def required_inputs(recipes: list[Recipe]) -> tuple[set[str], set[tuple[str, str
 
 def prepare_inputs(recipes: list[Recipe], ws: Workspace, progress: bool = True) -> None:
     from workbench.data.arrays import load_split_arrays
-    from workbench.data.build import build_dataset
 
     datasets, arrays = required_inputs(recipes)
     for name in sorted(datasets):
-        build_dataset(name, ws, progress=progress)
+        if not (ws.dataset_dir(name) / "manifest.json").exists():  # built or imported ones are used as they are
+            from workbench.data.build import build_dataset
+
+            build_dataset(name, ws, progress=progress)
     for name, split, size in sorted(arrays):
         load_split_arrays(ws.dataset_dir(name), split, size, progress=progress)

@@ -43,13 +43,13 @@ def load_training_set(ws: Workspace, datasets: list[str], size: int, seed: int,
         images.append(arrays.images)
         captions.extend(arrays.captions)
         fingerprints[name] = arrays.fingerprint
-    stacked = np.concatenate(images) if len(images) > 1 else np.asarray(images[0])
+    stacked = np.concatenate(images) if len(images) > 1 else np.array(images[0])  # writable copy
     if max_samples is not None and max_samples < len(captions):
         keep = torch.randperm(len(captions), generator=_generator(seed, 7)).numpy()[:max_samples]
         keep.sort()
         stacked = stacked[keep]
         captions = [captions[i] for i in keep]
-    return TrainingSet(torch.from_numpy(np.ascontiguousarray(stacked)), captions, fingerprints)
+    return TrainingSet(torch.from_numpy(stacked), captions, fingerprints)
 
 
 class BatchStream:

@@ -109,6 +109,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
                   reporter: Reporter | None = None, objective: str | None = None,
                   progress: bool = True) -> TrainSummary:
     """Train ``recipe`` and write ``model.pt`` + ``summary.json`` + ``history.jsonl`` into ``out_dir``."""
+    from workbench.evaluate.spec import load_suite
     from workbench.evaluate.suite import run_suite
 
     reporter = reporter or NullReporter()
@@ -125,6 +126,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
     data = load_training_set(ws, recipe.data.train, training_load_size(image_size), recipe.seed,
                              recipe.data.max_train_samples, progress=progress)
     stream = BatchStream(data, cfg.batch_size, recipe.seed, image_size, recipe.augment)
+    suite = load_suite(recipe.eval.suite)
 
     partial.mkdir(parents=True, exist_ok=True)
     start = 0
@@ -163,7 +165,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise TrainingDiverged(f"loss is {loss_value} at step {step} (lr {lr:.3g}, logit scale "
-                                   f"{float(out['logit_scale']):.3g}); lower train.lr or raise warmup_steps")
+                                   f"{float(out['logit_scale'].detach()):.3g}); lower train.lr or raise warmup_steps")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -176,7 +178,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
         if done % cfg.log_every == 0 or done == cfg.steps:
             elapsed = time.perf_counter() - window_start
             train_seconds += elapsed
-            record({"train/loss": loss_value, "train/lr": lr, "train/logit_scale": float(model.logit_scale.exp()),
+            record({"train/loss": loss_value, "train/lr": lr, "train/logit_scale": float(model.logit_scale.detach().exp()),
                     "train/samples_per_s": window_samples / max(elapsed, 1e-9),
                     "train/epoch": stream.epochs_at(done)}, done)
             bar.set_postfix(loss=f"{loss_value:.3f}")
@@ -186,7 +188,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
                          partial / CHECKPOINT)
         if done % cfg.eval_every == 0 and done < cfg.steps:
             model.eval()
-            result = run_suite(encoder, ws, recipe.eval.suite)
+            result = run_suite(encoder, ws, suite)
             model.train()
             record({f"eval/{k}": v for k, v in result.metrics.items()}, done)
             if objective and reporter.should_prune(result.metrics[objective], done * cfg.batch_size):

@@ -1,0 +1,118 @@
+"""Optuna orchestration with MLflow tracking, end to end on the synthetic shapes set (smoke profile)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from mlflow import MlflowClient
+
+from workbench.study.orchestrate import run_study
+from workbench.tracking.mlflow_store import Tracker
+
+EXPERIMENT = "shapes-test/smoke"
+
+
+def runs_of(ws, kind: str | None = None):
+    client = MlflowClient(ws.mlflow_uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return [r for r in runs if kind is None or r.data.tags.get("workbench.kind") == kind]
+
+
+def test_grid_runs_every_point_once_and_logs_to_mlflow(shapes_ws, shapes_study):
+    summary = run_study(shapes_study, shapes_ws, progress=False)
+    assert (summary.total, summary.ran, summary.failed) == (4, 4, [])
+
+    trials = runs_of(shapes_ws, "trial")
+    assert len(trials) == 4
+    assert all(r.info.status == "FINISHED" for r in trials)
+    parents = runs_of(shapes_ws, "study")
+    assert len(parents) == 1
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parents[0].info.run_id}
+    run = trials[0]
+    assert run.data.params["train.steps"] == "6" and "model.name" in run.data.params
+    assert {"workbench.axis.lr", "workbench.seed", "workbench.git_commit", "workbench.data.shapes",
+            "workbench.stage.train", "workbench.stage.eval"} <= set(run.data.tags)
+    history = MlflowClient(shapes_ws.mlflow_uri).get_metric_history(run.info.run_id, "train/loss")
+    assert [m.step for m in history] == sorted(m.step for m in history) and len(history) >= 3
+    assert {"eval/avg", "chance/avg", "stderr/avg"} <= set(run.data.metrics)
+    artifacts = {a.path for a in MlflowClient(shapes_ws.mlflow_uri).list_artifacts(run.info.run_id)}
+    assert {"config", "eval", "train"} <= artifacts
+
+
+def test_rerun_reuses_every_trial_and_adds_no_runs(shapes_ws, shapes_study):
+    run_study(shapes_study, shapes_ws, progress=False)
+    started = time.perf_counter()
+    summary = run_study(shapes_study, shapes_ws, progress=False)
+    assert (summary.reused, summary.ran) == (4, 0)
+    assert time.perf_counter() - started < 30
+    assert len(runs_of(shapes_ws, "trial")) == 4
+
+
+def test_lost_optuna_db_is_rebuilt_from_the_stage_cache(shapes_ws, shapes_study):
+    run_study(shapes_study, shapes_ws, progress=False)
+    Path(shapes_ws.optuna_storage.removeprefix("sqlite:///")).unlink()
+    summary = run_study(shapes_study, shapes_ws, progress=False)
+    assert summary.ran == 4
+    latest = sorted(runs_of(shapes_ws, "trial"), key=lambda r: r.info.start_time)[-4:]
+    assert all(r.data.tags["workbench.cache_hit"] == "True" for r in latest)
+
+
+def test_failed_trial_is_recorded_and_the_others_go_on(shapes_ws, tmp_path, study_writer):
+    study = study_writer(tmp_path / "s.yaml",
+                        "  lr: {key: train.lr, values: [1.0e-3, 1.0e+12]}",
+                        extra="", seeds=1)
+    text = study.read_text().replace("train.eval_every: 3", "train.eval_every: 3\n  train.grad_clip: null\n"
+                                     "  train.warmup_steps: 0")
+    study.write_text(text)
+    summary = run_study(study, shapes_ws, progress=False)
+    assert summary.ran == 2 and len(summary.failed) == 1
+    assert "TrainingDiverged" in summary.failed[0]
+    statuses = sorted(r.info.status for r in runs_of(shapes_ws, "trial"))
+    assert statuses == ["FAILED", "FINISHED"]
+    failed = [r for r in runs_of(shapes_ws, "trial") if r.info.status == "FAILED"][0]
+    assert "loss is nan" in failed.data.tags["workbench.failure"]
+
+
+def test_two_workers_never_run_a_point_twice(shapes_ws, tmp_path, study_writer):
+    study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 2.0e-3, 3.0e-3]}")
+    summary = run_study(study, shapes_ws, workers=2, progress=False)
+    assert (summary.ran, summary.failed) == (6, [])
+    points = [r.data.tags["workbench.point_id"] for r in runs_of(shapes_ws, "trial")]
+    assert len(points) == len(set(points)) == 6
+    trials = optuna.load_study(study_name=EXPERIMENT, storage=shapes_ws.optuna_storage).get_trials()
+    assert sorted(t.state.name for t in trials) == ["COMPLETE"] * 6
+
+
+def test_kill_minus_nine_then_rerun_finishes_only_what_was_left(shapes_ws, tmp_path, study_writer):
+    study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}")
+    study.write_text(study.read_text().replace("train.steps: 6", "train.steps: 400"))
+    env = {**os.environ, "WORKBENCH_HOME": str(shapes_ws.root)}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "study", "run", str(study), "--no-report"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not _a_trial_has_a_checkpoint(shapes_ws):
+            time.sleep(0.5)
+        assert _a_trial_has_a_checkpoint(shapes_ws), "the study never got going"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert any(r.info.status == "RUNNING" for r in runs_of(shapes_ws))
+
+    study.write_text(study.read_text().replace("train.steps: 400", "train.steps: 400\n  train.log_every: 50"))
+    summary = run_study(study, shapes_ws, progress=False)
+    assert summary.recovered == 1 and summary.failed == []
+    runs = runs_of(shapes_ws)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert sorted(r.info.status for r in runs if r.data.tags["workbench.kind"] == "trial").count("KILLED") == 1
+    finished = [r for r in runs if r.data.tags["workbench.kind"] == "trial" and r.info.status == "FINISHED"]
+    assert len({r.data.tags["workbench.point_id"] for r in finished}) == 4
+
+
+def _a_trial_has_a_checkpoint(ws) -> bool:
+    return any(ws.cache_dir.glob("train/*.partial/checkpoint.pt"))
