@@ -1,5 +1,6 @@
 """Optuna orchestration with MLflow tracking, end to end on the synthetic shapes set (smoke profile)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -89,30 +90,36 @@ def test_two_workers_never_run_a_point_twice(shapes_ws, tmp_path, study_writer):
 
 
 def test_kill_minus_nine_then_rerun_finishes_only_what_was_left(shapes_ws, tmp_path, study_writer):
-    study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}")
-    study.write_text(study.read_text().replace("train.steps: 6", "train.steps: 400"))
+    study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}", seeds=1)
+    study.write_text(study.read_text().replace("train.steps: 6", "train.steps: 160\n  train.checkpoint_every: 20")
+                     .replace("train.eval_every: 3", "train.eval_every: 80"))
     env = {**os.environ, "WORKBENCH_HOME": str(shapes_ws.root)}
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "study", "run", str(study), "--no-report"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not _a_trial_has_a_checkpoint(shapes_ws):
-            time.sleep(0.5)
-        assert _a_trial_has_a_checkpoint(shapes_ws), "the study never got going"
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # kill once the first trial is done and the second has checkpointed
+        deadline = time.time() + 180
+        while time.time() < deadline and not (_finished_trainings(shapes_ws) == 1 and _checkpoints(shapes_ws)):
+            time.sleep(0.2)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+    assert _finished_trainings(shapes_ws) == 1 and _checkpoints(shapes_ws), "the study never got going"
     assert any(r.info.status == "RUNNING" for r in runs_of(shapes_ws))
 
-    study.write_text(study.read_text().replace("train.steps: 400", "train.steps: 400\n  train.log_every: 50"))
     summary = run_study(study, shapes_ws, progress=False)
-    assert summary.recovered == 1 and summary.failed == []
+    assert (summary.reused, summary.ran, summary.recovered, summary.failed) == (1, 1, 1, [])
     runs = runs_of(shapes_ws)
     assert not [r for r in runs if r.info.status == "RUNNING"]
-    assert sorted(r.info.status for r in runs if r.data.tags["workbench.kind"] == "trial").count("KILLED") == 1
-    finished = [r for r in runs if r.data.tags["workbench.kind"] == "trial" and r.info.status == "FINISHED"]
-    assert len({r.data.tags["workbench.point_id"] for r in finished}) == 4
+    trial_runs = [r for r in runs if r.data.tags["workbench.kind"] == "trial"]
+    assert sorted(r.info.status for r in trial_runs) == ["FINISHED", "FINISHED", "KILLED"]
+    assert [r.info.status for r in runs if r.data.tags["workbench.kind"] == "study"].count("KILLED") == 1
+    resumed = [json.loads(p.read_text())["resumed_from_step"] for p in shapes_ws.cache_dir.glob("train/*/summary.json")]
+    assert sorted(resumed)[-1] >= 20, "the interrupted training resumed from its checkpoint"
 
 
-def _a_trial_has_a_checkpoint(ws) -> bool:
+def _finished_trainings(ws) -> int:
+    return len(list(ws.cache_dir.glob("train/*/model.pt")))
+
+
+def _checkpoints(ws) -> bool:
     return any(ws.cache_dir.glob("train/*.partial/checkpoint.pt"))
