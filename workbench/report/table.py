@@ -88,6 +88,7 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
             else pd.Index(orders[rows[0]], name=rows[0])
         present = [i for i in index if i in cells.index]
         cells, means = cells.loc[present], means.loc[present]
+    cells = cells.fillna("–")
     chance = {m: float(runs[f"metrics.chance/{m}"].mean()) for m in metrics if f"metrics.chance/{m}" in runs}
     return StudyTable(title, cells, means, chance, len(runs), len(study.seed_list))
 

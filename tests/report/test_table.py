@@ -1,0 +1,46 @@
+"""Report tables: mean ± std over seeds, axis order from the study file, newest run per point."""
+
+import pandas as pd
+import pytest
+
+from workbench.config.study import Study
+from workbench.report.table import build_table
+
+STUDY = Study.model_validate({
+    "study": "t", "seeds": 2,
+    "axes": {"data": {"key": "data.train", "values": [["glyphs"], ["clipart-web"]]},
+             "lr": {"key": "train.lr", "values": [0.001, 0.003]}},
+    "table": {"rows": ["data"], "columns": "lr", "metrics": ["avg"]},
+})
+
+
+def run_row(data, lr, seed, avg, start=0, point=None):
+    return {"tags.workbench.axis.data": data, "tags.workbench.axis.lr": lr, "tags.workbench.seed": seed,
+            "tags.workbench.point_id": point or f"{data}-{lr}-{seed}", "metrics.eval/avg": avg,
+            "metrics.chance/avg": 0.1, "start_time": start}
+
+
+def test_cells_are_mean_and_std_over_seeds_in_file_order():
+    runs = pd.DataFrame([run_row(d, lr, s, avg) for d, lr, s, avg in [
+        ("clipart-web", "0.001", 0, 0.2), ("clipart-web", "0.001", 1, 0.4),
+        ("glyphs", "0.001", 0, 0.5), ("glyphs", "0.001", 1, 0.7),
+        ("glyphs", "0.003", 0, 0.6), ("glyphs", "0.003", 1, 0.6)]])
+    table = build_table(STUDY, runs, "t")
+    assert list(table.table.index) == ["glyphs", "clipart-web"]
+    assert list(table.table.columns) == ["0.001", "0.003"]
+    assert table.table.loc["glyphs", "0.001"] == "0.6000 ± 0.1414"
+    assert table.means.loc["clipart-web", "0.001"] == pytest.approx(0.3)
+    assert table.table.loc["clipart-web", "0.003"] == "–"
+    assert "Chance: avg 0.1000" in table.to_markdown()
+
+
+def test_newest_run_of_a_point_wins():
+    runs = pd.DataFrame([run_row("glyphs", "0.001", 0, 0.1, start=1, point="p"),
+                         run_row("glyphs", "0.001", 0, 0.9, start=2, point="p")])
+    table = build_table(STUDY, runs, "t")
+    assert table.means.loc["glyphs", "0.001"] == pytest.approx(0.9)
+
+
+def test_no_runs_says_what_to_do():
+    with pytest.raises(LookupError, match="workbench study run"):
+        build_table(STUDY, pd.DataFrame(), "t")

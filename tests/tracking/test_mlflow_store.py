@@ -1,0 +1,44 @@
+"""MLflow bookkeeping works beside an active fluent run, flattens params, and ends dead runs as KILLED."""
+
+import subprocess
+import sys
+
+import mlflow
+
+from workbench.tracking.mlflow_store import Tracker, flatten
+from workbench.workspace import Workspace
+
+
+def test_flatten_nested_config():
+    assert flatten({"train": {"lr": 1e-3, "betas": [0.9, 0.95]}, "seed": 1}) == \
+        {"train.lr": 1e-3, "train.betas": [0.9, 0.95], "seed": 1}
+
+
+def test_child_run_while_a_fluent_parent_run_is_active(tmp_path):
+    ws = Workspace.resolve(tmp_path).ensure()
+    mlflow.set_tracking_uri(ws.mlflow_uri)
+    tracker = Tracker(ws)
+    experiment = tracker.experiment_id("nested")
+    try:
+        with mlflow.start_run(experiment_id=experiment) as active:
+            child = tracker.start_run("nested", "child", {"workbench.kind": "trial"}, parent_id=active.info.run_id)
+            tracker.log_params(child, {"a": 1})
+            tracker.log_metrics(child, {"m": 0.5}, step=3)
+            tracker.end_run(child)
+            assert mlflow.active_run().info.run_id == active.info.run_id  # the caller's run is untouched
+    finally:
+        mlflow.set_tracking_uri(None)
+    run = tracker.client.get_run(child)
+    assert run.data.tags["mlflow.parentRunId"] == active.info.run_id
+    assert run.info.status == "FINISHED" and run.data.params == {"a": "1"}
+
+
+def test_runs_of_dead_processes_are_marked_killed(tmp_path):
+    ws = Workspace.resolve(tmp_path).ensure()
+    tracker = Tracker(ws)
+    alive = tracker.start_run("dead", "mine", {})
+    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout.strip()
+    dead = tracker.start_run("dead", "orphan", {"workbench.pid": dead_pid})
+    assert tracker.mark_dead_runs_killed("dead") == [dead]
+    assert tracker.run_status(dead) == "KILLED" and tracker.run_status(alive) == "RUNNING"
