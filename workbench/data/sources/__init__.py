@@ -1,0 +1,2 @@
+"""One module per real source. Each exposes NAME, VERSION, EVAL_FRACTION, EVAL_ONLY, PACKAGES and
+``samples(ws, limit=None)`` yielding ``workbench.data.shards.Sample`` in a deterministic order."""
