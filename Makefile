@@ -13,7 +13,7 @@ data: install
 	$(WORKBENCH) data build clipart-web tuxpaint emoji glyphs fashion-mnist digits
 
 quickstart: data
-	$(WORKBENCH) study run studies/quickstart.yaml
+	$(WORKBENCH) study run studies/quickstart.yaml --workers 2
 
 test: install
 	$(PYTHON) -m pytest -q

@@ -80,3 +80,19 @@ def shapes_ws(shapes_root: Path, tmp_path: Path) -> Workspace:
 @pytest.fixture
 def shapes_suite(shapes_root: Path) -> str:
     return str(shapes_root / "suite.yaml")
+
+
+REAL_LIMITS = {"clipart-web": 1200, "glyphs": 1500, "tuxpaint": 400, "emoji": 500, "fashion-mnist": 1000,
+               "digits": 600}
+
+
+@pytest.fixture(scope="session")
+def real_root(tmp_path_factory) -> Path:
+    """A workspace with every real source built from a subset (obtained from Debian/npm as needed)."""
+    from workbench.data.build import build_dataset
+
+    root = tmp_path_factory.mktemp("real-ws")
+    ws = Workspace.resolve(root).ensure()
+    for name, limit in REAL_LIMITS.items():
+        build_dataset(name, ws, limit=limit, progress=False)
+    return root

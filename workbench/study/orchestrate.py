@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import socket
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ from workbench.config.study import Study, load_study
 from workbench.study.pipeline import run_trial_stages
 from workbench.study.prepare import prepare_inputs
 from workbench.study.trials import TrialSpec, build_trial, expand_grid
-from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten, log_json_artifact, process_alive
+from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten, process_alive
+from workbench.train.trainer import TrainingPruned
 from workbench.workspace import Workspace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -100,15 +102,16 @@ def _grid_params(spec: TrialSpec) -> dict[str, Any]:
 
 
 def enqueue_pending(opt_study: optuna.Study, specs: list[TrialSpec]) -> tuple[int, int]:
-    """Enqueue grid points with no complete and no waiting trial. Returns (complete, waiting) counts."""
+    """Enqueue grid points with no complete, waiting or (live) running trial. Returns (complete, to run)."""
     trials = opt_study.get_trials(deepcopy=False)
     complete = {t.user_attrs.get("point_id") for t in trials if t.state == TrialState.COMPLETE}
-    waiting = {t.user_attrs.get("point_id") for t in trials if t.state == TrialState.WAITING}
+    queued = {t.user_attrs.get("point_id") for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)}
     for spec in specs:
-        if spec.point_id not in complete and spec.point_id not in waiting:
+        if spec.point_id not in complete and spec.point_id not in queued:
             opt_study.enqueue_trial(_grid_params(spec), user_attrs={"point_id": spec.point_id})
     n_complete = sum(spec.point_id in complete for spec in specs)
-    return n_complete, len(specs) - n_complete
+    waiting = len(opt_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    return n_complete, waiting
 
 
 def _suggest(trial: optuna.Trial, study: Study, path: str, profile: str) -> TrialSpec:
@@ -170,9 +173,9 @@ def run_one_trial(trial: optuna.Trial, study: Study, path: str, profile: str, ws
         trial.set_user_attr("fail_reason", reason[:2000])
         tracker.set_tags(run_id, {f"{TAG_PREFIX}failure": reason[:5000]})
         tracker.log_text(run_id, traceback.format_exc(), "failure.txt")
-        pruned = type(error).__name__ == "TrainingPruned"
-        tracker.end_run(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else
-                        ("FINISHED" if pruned else "FAILED"))
+        stopped = isinstance(error, (KeyboardInterrupt, TrainingPruned))  # not a defect of the trial
+        tracker.set_tags(run_id, {f"{TAG_PREFIX}pruned": isinstance(error, TrainingPruned)})
+        tracker.end_run(run_id, "KILLED" if stopped else "FAILED")
         raise
 
 
@@ -199,8 +202,7 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
     """Take trials until the shared budget is spent. Runs in the main process or a spawned worker."""
     import torch
 
-    from workbench.train.trainer import TrainingPruned
-
+    _die_with_parent()
     if threads:
         torch.set_num_threads(threads)
     study = load_study(path)
@@ -225,6 +227,20 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
         except Exception as error:
             opt_study.tell(trial, state=TrialState.FAIL)
             print(f"[trial {trial.number}] FAILED: {type(error).__name__}: {error}", flush=True)
+
+
+def _die_with_parent() -> None:
+    """A spawned worker gets SIGKILL when the process that started it dies (Linux): a killed study
+    leaves no orphan still training, so its rerun can safely judge every unfinished trial as dead."""
+    if mp.parent_process() is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the call took effect
+        os._exit(1)
 
 
 def run_study(path: str | Path, ws: Workspace, profile: str | None = None, workers: int = 1,

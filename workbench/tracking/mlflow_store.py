@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -136,10 +135,6 @@ class Tracker:
         return self.client.get_run(run_id).info.status
 
 
-def log_json_artifact(tracker: Tracker, run_id: str, obj: Any, name: str) -> None:
-    tracker.log_text(run_id, json.dumps(obj, indent=2, sort_keys=True, default=str), name)
-
-
 def ui_command(ws: Workspace, port: int) -> list[str]:
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", ws.mlflow_uri,
             "--default-artifact-root", ws.artifacts_dir.as_uri(), "--host", "127.0.0.1", "--port", str(port)]
@@ -150,6 +145,3 @@ def start_ui(ws: Workspace, port: int) -> subprocess.Popen:
     ws.ensure()
     return subprocess.Popen(ui_command(ws, port))
 
-
-def tempdir() -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix="workbench-")

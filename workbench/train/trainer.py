@@ -123,7 +123,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
     image_size = image_size_of(model)
     encoder = make_encoder(model, recipe.model.name)
     optimizer = build_optimizer(model, cfg)
-    data = load_training_set(ws, recipe.data.train, training_load_size(image_size), recipe.seed,
+    data = load_training_set(ws, recipe.data.train, training_load_size(image_size), recipe.seed, tokenizer,
                              recipe.data.max_train_samples, progress=progress)
     stream = BatchStream(data, cfg.batch_size, recipe.seed, image_size, recipe.augment)
     suite = load_suite(recipe.eval.suite)
@@ -157,10 +157,9 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        pixels, captions = stream.batch(step)
-        tokens = tokenizer(captions).to(device)
+        pixels, tokens = stream.batch(step)
         with autocast:
-            out = model(pixels.to(device), tokens)
+            out = model(pixels.to(device), tokens.to(device))
             loss = clip_loss(out["image_features"].float(), out["text_features"].float(), out["logit_scale"])
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):

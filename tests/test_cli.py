@@ -1,0 +1,60 @@
+"""End to end through the command line, as a user would, on real (subset) data at the smoke profile."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from workbench.cli import main
+
+STUDIES = sorted(Path(__file__).parents[1].joinpath("studies").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("profile", ["micro", "paper", "smoke"])
+def test_every_shipped_study_validates(profile, tmp_path):
+    result = CliRunner().invoke(main, ["--workspace", str(tmp_path), "study", "validate", "--profile", profile,
+                                       *map(str, STUDIES)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok: ") == len(STUDIES) >= 2
+
+
+def test_quickstart_study_runs_reports_and_reuses(real_root, tmp_path):
+    runner = CliRunner()
+    ws = ["--workspace", str(real_root)]
+    study = str(Path(__file__).parents[1] / "studies" / "quickstart.yaml")
+
+    planned = runner.invoke(main, [*ws, "study", "plan", study, "--profile", "smoke"])
+    assert planned.exit_code == 0, planned.output
+    assert "0/4 trainings reused" in planned.output
+
+    ran = runner.invoke(main, [*ws, "study", "run", study, "--profile", "smoke", "--no-report"])
+    assert ran.exit_code == 0, ran.output
+    assert "4 trials; 0 reused, 4 run, 0 failed" in ran.output
+
+    again = runner.invoke(main, [*ws, "study", "run", study, "--profile", "smoke", "--no-report"])
+    assert "4 trials; 4 reused, 0 run" in again.output
+
+    status = runner.invoke(main, [*ws, "study", "status", study, "--profile", "smoke"])
+    assert "grid: 4/4 points complete" in status.output
+
+    report = runner.invoke(main, [*ws, "report", study, "--profile", "smoke", "--out", str(tmp_path)])
+    assert report.exit_code == 0, report.output
+    assert "| clipart-web |" in report.output and " ± " in report.output
+    assert (tmp_path / "quickstart-smoke.md").exists() and (tmp_path / "quickstart-smoke.csv").exists()
+
+
+def test_train_and_eval_commands(real_root):
+    runner = CliRunner()
+    ws = ["--workspace", str(real_root)]
+    trained = runner.invoke(main, [*ws, "train", "--profile", "smoke", "--set", "data.train=[glyphs]"])
+    assert trained.exit_code == 0, trained.output
+    checkpoint = next(line.split(": ", 1)[1] for line in trained.output.splitlines() if line.startswith("model: "))
+    evaluated = runner.invoke(main, [*ws, "eval", checkpoint])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "zs_glyphs_block" in evaluated.output and "chance" in evaluated.output
+
+
+def test_bad_set_override_is_a_config_error(tmp_path):
+    result = CliRunner().invoke(main, ["--workspace", str(tmp_path), "train", "--set", "train.lrate=1"])
+    assert result.exit_code == 2
+    assert "unknown key 'train.lrate'" in result.stderr
