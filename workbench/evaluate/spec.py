@@ -1,0 +1,132 @@
+"""The typed schema of an eval suite file, and loading it (the default suite ships as ``suite.yaml``).
+
+A suite is data: tasks (each task's name becomes its metric prefix) and headline columns that average
+one metric over listed tasks — the workbench's stand-ins for the paper's IN-val, Flickr30k and Avg. 38.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_SUITE = Path(__file__).with_name("suite.yaml")
+
+ZEROSHOT_METRICS = ("balanced_acc", "top1")
+RETRIEVAL_METRICS = ("r1", "r5", "r10", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
+RECALL_KS = (1, 5, 10)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Task(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    """Metric prefix: ``{name}/{metric}``."""
+    dataset: str
+    """A dataset built by ``workbench data build NAME``."""
+    split: str = "eval"
+    domain: Literal["in-domain", "transfer"]
+    """in-domain: held-out images of a training set; transfer: a set no student trains on."""
+
+
+class ZeroShotTask(_Task):
+    kind: Literal["zeroshot"]
+    field: str
+    """The class field of the samples' ``classes`` dict."""
+    templates: list[str] = Field(min_length=1)
+    """Prompts with one ``{}`` for the class name; class embedding = mean of the normalised prompts."""
+    classnames: dict[str, str] = {}
+    """Label → text for labels that read badly as words (default: the label, underscores as spaces)."""
+    dedupe_captions: bool = False
+    """Keep one (seeded) image per caption. For glyphs, whose three font renders of a character are
+    not independent draws: the standard error assumes independent items."""
+    min_per_class: int = Field(default=1, ge=1)
+    """Drop rarer classes: balanced accuracy weighs each class equally, so a class with 2 images adds
+    a recall of 0, 0.5 or 1 — noise that swamps the differences studies look for."""
+    max_classes: int | None = Field(default=None, ge=2)
+    """Keep only the most frequent classes (ties by name)."""
+    max_per_class: int | None = Field(default=None, ge=1)
+    """Seeded subsample per class: bounds eval time on large sets (fashion-mnist has 70k images)."""
+    primary: Literal["balanced_acc", "top1"] = "balanced_acc"
+    """The metric ``avg`` uses; balanced because these sets are imbalanced."""
+
+    @field_validator("templates")
+    @classmethod
+    def _one_slot(cls, templates: list[str]) -> list[str]:
+        bad = [t for t in templates if t.count("{}") != 1]
+        if bad:
+            raise ValueError(f"each template needs exactly one '{{}}' for the class name: {bad}")
+        return templates
+
+
+class RetrievalTask(_Task):
+    kind: Literal["retrieval"]
+    dedupe_captions: bool = True
+    """Keep one (seeded) image per caption: glyphs render one caption in several fonts, and duplicate
+    captions would make the 'right' text ambiguous."""
+    max_items: int | None = Field(default=None, ge=2)
+    """Seeded subsample after dedupe; None keeps the whole split."""
+    primary: Literal["r1", "r5", "r10"] = "r5"
+    """The metric ``avg`` uses. R@5, not R@1: at a fixed multiple m of chance the signal-to-noise of R@k
+    is about sqrt(k (m-1)^2 / m), independent of N, so R@1 of a micro student is mostly noise."""
+
+
+Task = Annotated[Union[ZeroShotTask, RetrievalTask], Field(discriminator="kind")]
+
+
+class HeadlineColumn(_Strict):
+    tasks: list[str] | Literal["all"] = Field(min_length=1)
+    metric: str | None = None
+    """The task metric averaged; None uses each task's ``primary``."""
+
+
+class Suite(_Strict):
+    tasks: list[Task] = Field(min_length=1)
+    headline: dict[str, HeadlineColumn] = {}
+    seed: int = 0
+    """Seed of every subsample (dedupe choice, max_items, max_per_class): fixed so runs compare."""
+
+    @model_validator(mode="after")
+    def _check_names(self) -> "Suite":
+        names = [t.name for t in self.tasks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate task names: {duplicates}")
+        for column, spec in self.headline.items():
+            if "/" in column or column in names:
+                raise ValueError(f"headline column {column!r} must not contain '/' or reuse a task name")
+            for task in self.column_tasks(column):
+                allowed = ZEROSHOT_METRICS if task.kind == "zeroshot" else RETRIEVAL_METRICS
+                if spec.metric is not None and spec.metric not in allowed:
+                    raise ValueError(f"headline {column!r}: task {task.name!r} has no metric "
+                                     f"{spec.metric!r} (it has {list(allowed)})")
+        return self
+
+    def task(self, name: str) -> ZeroShotTask | RetrievalTask:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(f"no task {name!r} in the suite (tasks: {[t.name for t in self.tasks]})")
+
+    def column_tasks(self, column: str) -> list[ZeroShotTask | RetrievalTask]:
+        spec = self.headline[column]
+        if spec.tasks == "all":
+            return list(self.tasks)
+        try:
+            return [self.task(name) for name in spec.tasks]
+        except KeyError as err:
+            raise ValueError(f"headline {column!r}: {err.args[0]}") from None
+
+
+def load_suite(path: str | Path | None = None) -> Suite:
+    """Load and validate a suite file; no path gives the default suite."""
+    path = Path(path) if path is not None else DEFAULT_SUITE
+    try:
+        return Suite.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as err:
+        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
+        raise ValueError(f"invalid eval suite {path}:\n" + "\n".join(lines)) from None
