@@ -78,3 +78,11 @@ def test_tuxpaint_caption_is_the_default_locale_line(tmp_path):
     txt = tmp_path / "frog.txt"
     txt.write_text("A frog.\nde.utf8=Ein Frosch.\nfr.utf8=Une grenouille.\n")
     assert read_caption(txt) == "A frog."
+
+
+def test_a_limited_build_keeps_whole_runs_of_neighbours():
+    from workbench.data.sources._common import spread_runs
+
+    picked = spread_runs(list(range(10_000)), limit=900, run=300)
+    assert picked == [*range(0, 300), *range(4850, 5150), *range(9700, 10_000)]
+    assert spread_runs(list(range(50)), limit=900, run=300) == list(range(50))

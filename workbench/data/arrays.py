@@ -62,7 +62,7 @@ def load_split_arrays(dataset_dir: Path, split: str, size: int, progress: bool =
     captions, uids, classes = [], [], {}
     samples = iter_split(dataset_dir, split)
     for i, sample in enumerate(tqdm(samples, total=count, desc=f"decode {manifest['name']}/{split} @{size}px",
-                                    disable=not progress, leave=False)):
+                                    disable=None if progress else True, leave=False)):
         images[i] = np.asarray(fit_square(sample.image, size))
         captions.append(sample.caption)
         uids.append(sample.uid)

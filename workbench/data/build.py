@@ -42,7 +42,7 @@ def build_dataset(name: str, ws: Workspace, force: bool = False, limit: int | No
     skipped: dict[str, int] = {}
     started = time.perf_counter()
     samples = tqdm(module.samples(ws, limit=limit, skipped=skipped), desc=f"build {name}", unit=" samples",
-                   disable=not progress, mininterval=1.0)
+                   disable=None if progress else True, mininterval=1.0)
     extra = {"source_version": module.VERSION, "limit": limit, "skipped": skipped, "packages": module.PACKAGES}
     manifest = write_dataset(out, name, samples, module.EVAL_FRACTION, module.EVAL_ONLY, extra=extra)
     manifest["build_seconds"] = round(time.perf_counter() - started, 1)

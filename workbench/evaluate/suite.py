@@ -139,7 +139,7 @@ def run_suite(encoder: ImageTextEncoder, ws: Workspace, suite: Suite | None = No
     results: list[TaskResult] = []
     with _eval_mode(encoder):
         image_emb = _encode_task_images(encoder, data, batch_size)
-        for task in tqdm([t for t in suite.tasks if t.name in data], desc="eval", disable=not progress):
+        for task in tqdm([t for t in suite.tasks if t.name in data], desc="eval", disable=None if progress else True):
             task_data = data[task.name]
             if isinstance(task_data, ZeroShotData):
                 result = _zeroshot(encoder, task.templates, task_data, image_emb[task.name], batch_size)

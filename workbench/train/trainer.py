@@ -151,7 +151,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
     max_log_scale = math.log(cfg.logit_scale_max)
     loss_value, window_start, window_samples, train_seconds = float("nan"), time.perf_counter(), 0, 0.0
     model.train()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=not progress,
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=None if progress else True,
                leave=False)
     for step in bar:
         lr = lr_at(step, cfg)

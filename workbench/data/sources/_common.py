@@ -39,6 +39,21 @@ def load_image(path: Path, max_side: int) -> Image.Image:
     return image
 
 
+def spread_runs(items: list[T], limit: int, run: int) -> list[T]:
+    """``limit`` items as evenly spaced runs of ``run`` consecutive items.
+
+    A limited build of a source ordered by class (glyphs by code point, hence by block and script) keeps
+    whole neighbourhoods, so the classes it holds keep enough held-out members for the eval suite's
+    ``min_per_class``; a plain stride would spread a few members over every class.
+    """
+    if limit >= len(items):
+        return list(items)
+    runs = max(1, limit // run)
+    size = limit // runs
+    starts = [i * (len(items) - size) // max(1, runs - 1) for i in range(runs)] if runs > 1 else [0]
+    return [item for start in starts for item in items[start:start + size]]
+
+
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> Iterator[R]:
     """``map`` over a process pool, results in input order (so builds stay deterministic)."""
     workers = workers or min(2, os.cpu_count() or 1)

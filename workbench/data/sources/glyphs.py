@@ -19,7 +19,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from workbench.data.obtain import debian_package_root
 from workbench.data.shards import Sample
-from workbench.data.sources._common import ordered_map
+from workbench.data.sources._common import ordered_map, spread_runs
 from workbench.workspace import Workspace
 
 NAME = "glyphs"
@@ -153,7 +153,7 @@ def samples(ws: Workspace, limit: int | None = None, skipped: dict | None = None
             continue
         items.append((codepoint, [str(paths[i]) for i in choose_fonts(codepoint, covered[codepoint], paths)]))
     if limit is not None:
-        items = items[::max(1, len(items) // limit)][:limit]
+        items = spread_runs(items, limit, run=300)  # a few blocks, each with enough held-out characters
     for (codepoint, _), renders in zip(items, ordered_map(_render_item, items)):
         caption, classes = caption_and_classes(chr(codepoint))
         for font, image in renders:
