@@ -54,6 +54,17 @@ def test_rerun_reuses_every_trial_and_adds_no_runs(shapes_ws, shapes_study):
     assert len(runs_of(shapes_ws, "trial")) == 4
 
 
+def test_a_changed_recipe_runs_its_points_again_and_reports_only_them(shapes_ws, shapes_study):
+    run_study(shapes_study, shapes_ws, progress=False)
+    shapes_study.write_text(shapes_study.read_text().replace("train.steps: 6", "train.steps: 5"))
+    summary = run_study(shapes_study, shapes_ws, progress=False)
+    assert (summary.reused, summary.ran) == (0, 4)
+    from workbench.report.build import study_report
+
+    text, _ = study_report(shapes_study, shapes_ws)
+    assert "4 runs;" in text
+
+
 def test_lost_optuna_db_is_rebuilt_from_the_stage_cache(shapes_ws, shapes_study):
     run_study(shapes_study, shapes_ws, progress=False)
     Path(shapes_ws.optuna_storage.removeprefix("sqlite:///")).unlink()

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,18 @@ class TrialSpec:
     overrides: dict[str, Any]
     recipe: Recipe
 
-    @property
+    @cached_property
     def point_id(self) -> str:
-        """Stable name of the grid point: the same axes and seed give the same id on every run."""
-        payload = json.dumps({"axes": self.axis_labels, "seed": self.seed}, sort_keys=True)
+        """Stable name of the grid point and of what it resolves to.
+
+        The same axes, seed, recipe and eval suite give the same id on every run; a point whose recipe
+        or suite changed (a new profile default, an edited `set`) is a new point, so its stale result
+        is neither reused nor reported.
+        """
+        from workbench.study.pipeline import suite_identity
+
+        payload = json.dumps({"axes": self.axis_labels, "seed": self.seed, "recipe": self.recipe.model_dump(mode="json"),
+                              "suite": suite_identity(self.recipe.eval.suite)}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     @property
