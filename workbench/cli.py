@@ -158,6 +158,48 @@ def data_import(ws: Workspace, source: Path, name: str, eval_fraction: float, ca
     click.echo(f"{name}: {counts} (fingerprint {manifest['fingerprint']}); train on it with data.train: [{name}]")
 
 
+# ---------------------------------------------------------------- teachers
+@main.group()
+def teacher() -> None:
+    """Fit and inspect the teacher zoo (workbench/teachers/zoo.yaml, or your own with --zoo)."""
+
+
+_zoo_option = click.option("--zoo", "zoo_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                           help="Teacher zoo YAML [default: the built-in zoo].")
+
+
+@teacher.command("list")
+@_zoo_option
+@click.pass_obj
+def teacher_list(ws: Workspace, zoo_path: Path | None) -> None:
+    """Show the zoo's teachers, their sources and whether each is fitted."""
+    from workbench.teachers.fit import list_teachers
+
+    click.echo(list_teachers(ws, zoo_path))
+
+
+@teacher.command("fit")
+@click.argument("names", nargs=-1, required=True)
+@_zoo_option
+@click.pass_obj
+def teacher_fit(ws: Workspace, names: tuple[str, ...], zoo_path: Path | None) -> None:
+    """Fit teachers NAMES (zoo names or openclip:MODEL/TAG_OR_PATH), score them, log them to MLflow.
+
+    A fitted teacher is cached: fitting it again is a hit and costs nothing.
+    """
+    from workbench.teachers.fit import fit_teacher
+    from workbench.teachers.zoo import load_zoo
+
+    zoo = load_zoo(zoo_path)
+    for name in names:
+        fitted = fit_teacher(name, ws.ensure(), zoo)
+        info = fitted.info
+        click.echo(f"{name}: {'hit' if fitted.hit else 'fitted'} ({fitted.key}) in {info['seconds']:.0f} s; "
+                   f"zeroshot {fitted.metrics['zeroshot']:.4f}, retrieval {fitted.metrics['retrieval']:.4f}, "
+                   f"avg {fitted.metrics['avg']:.4f}; logit scale {info['logit_scale']:.1f}, "
+                   f"{info['embed_dim']}-d at {info['image_size']} px")
+
+
 # ---------------------------------------------------------------- train / eval
 @main.command("train")
 @click.option("--recipe", default="clip", show_default=True)

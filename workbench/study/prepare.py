@@ -28,14 +28,19 @@ def required_inputs(recipes: list[Recipe]) -> tuple[set[str], set[tuple[str, str
     return datasets, arrays
 
 
+def ensure_datasets(names, ws: Workspace, progress: bool = True) -> None:
+    """Build each named dataset that is not there yet; built or imported ones are used as they are."""
+    from workbench.data.build import build_dataset
+
+    for name in sorted(names):
+        if not (ws.dataset_dir(name) / "manifest.json").exists():
+            build_dataset(name, ws, progress=progress)
+
+
 def prepare_inputs(recipes: list[Recipe], ws: Workspace, progress: bool = True) -> None:
     from workbench.data.arrays import load_split_arrays
 
     datasets, arrays = required_inputs(recipes)
-    for name in sorted(datasets):
-        if not (ws.dataset_dir(name) / "manifest.json").exists():  # built or imported ones are used as they are
-            from workbench.data.build import build_dataset
-
-            build_dataset(name, ws, progress=progress)
+    ensure_datasets(datasets, ws, progress)
     for name, split, size in sorted(arrays):
         load_split_arrays(ws.dataset_dir(name), split, size, progress=progress)

@@ -131,6 +131,22 @@ class Tracker:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def find_runs(self, experiment: str, tags: dict[str, str], status: str = "FINISHED") -> list[str]:
+        """Ids of the runs of ``experiment`` in ``status`` carrying every tag in ``tags``."""
+        experiment_obj = self.client.get_experiment_by_name(experiment)
+        if experiment_obj is None:
+            return []
+        query = " and ".join([f"tags.`{k}` = '{v}'" for k, v in tags.items()] + [f"attributes.status = '{status}'"])
+        return [run.info.run_id for run in self.client.search_runs([experiment_obj.experiment_id], query)]
+
+    def best_metric(self, experiment: str, metric: str) -> float | None:
+        """The highest ``metric`` over the finished trial runs of ``experiment`` (None if there are none)."""
+        runs = self.trial_runs(experiment)
+        column = f"metrics.{metric}"
+        if runs.empty or column not in runs:
+            return None
+        return float(runs[column].max())
+
     def run_status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
 

@@ -1,0 +1,260 @@
+"""The ``teacher`` stage: fit (or load) a zoo teacher, score it on the eval suite, log it to MLflow.
+
+Run alone: ``workbench teacher fit lite0-minilm``. The artifact (cache/teacher/<key>/) holds everything
+needed to load the teacher again — heads or model weights, ``teacher.json`` (embedding dimension,
+logit scale, resolution) and its eval results — so reinforcement only ever calls ``load_teacher``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from workbench.config.overrides import ConfigError
+from workbench.models.encoder import ImageTextEncoder
+from workbench.study.cache import StageCache, stage_key
+from workbench.teachers.zoo import (LitTeacherSpec, OpenClipTeacherSpec, ScratchTeacherSpec, Zoo, dump_spec,
+                                    teacher_spec)
+from workbench.workspace import Workspace
+
+TEACHER_VERSION = 1
+EXPERIMENT = "teachers"
+BASELINE_EXPERIMENT = "baseline_clip/micro"
+"""Where the best plain micro student is looked up: a teacher must beat it to teach anything."""
+
+
+@dataclass
+class Teacher:
+    """A fitted teacher: an ImageTextEncoder plus what distillation needs to know about it."""
+
+    name: str
+    key: str
+    encoder: ImageTextEncoder
+    logit_scale: float
+    """The scale it was trained with (Tab. 3: not necessarily the best one for distillation)."""
+    embed_dim: int
+
+    @property
+    def image_size(self) -> int:
+        return self.encoder.image_size
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.encoder.encode_images(pixels)
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.encoder.encode_texts(texts)
+
+
+@dataclass
+class FittedTeacher:
+    name: str
+    key: str
+    path: Path
+    hit: bool
+    info: dict
+    """teacher.json: kind, embed_dim, logit_scale, image_size, fit seconds."""
+    metrics: dict[str, float]
+
+
+def _scratch_recipe(name: str, spec: ScratchTeacherSpec):
+    from workbench.config.resolve import resolve_recipe
+
+    return resolve_recipe(spec.recipe, spec.profile, [(f"teacher {name}: set", spec.set)])
+
+
+def _suite(spec) -> str | None:
+    return spec.suite if not isinstance(spec, ScratchTeacherSpec) else None
+
+
+def required_datasets(name: str, spec, ws: Workspace) -> set[str]:
+    from workbench.evaluate.spec import load_suite
+
+    if isinstance(spec, ScratchTeacherSpec):
+        from workbench.study.prepare import required_inputs
+
+        return required_inputs([_scratch_recipe(name, spec)])[0]
+    names = {task.dataset for task in load_suite(spec.suite).tasks}
+    return names | (set(spec.data) if isinstance(spec, LitTeacherSpec) else set())
+
+
+def teacher_key(name: str, spec, ws: Workspace) -> str:
+    """Hash of the spec and of what it was fitted on (dataset fingerprints, the suite, the weights file)."""
+    from workbench.study.pipeline import dataset_fingerprints, suite_identity, train_key
+
+    inputs = {"suite": stage_key("suite", 1, suite_identity(_suite(spec)))}
+    config = spec.model_dump(mode="json")
+    if isinstance(spec, LitTeacherSpec):
+        inputs.update(dataset_fingerprints(ws, spec.data))
+    elif isinstance(spec, ScratchTeacherSpec):
+        recipe = _scratch_recipe(name, spec)
+        config = recipe.model_dump(mode="json", exclude={"name"})
+        inputs = {"train": train_key(recipe, ws)}
+    else:
+        from workbench.teachers.openclip import checkpoint_identity
+
+        config = {"model": spec.model, **checkpoint_identity(spec)}
+    return stage_key("teacher", TEACHER_VERSION, config, inputs)
+
+
+class _RunReporter:
+    """Streams a fit's metrics to its MLflow run (the student trainer's Reporter protocol)."""
+
+    def __init__(self, tracker, run_id: str):
+        self.tracker, self.run_id = tracker, run_id
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.tracker.log_metrics(self.run_id, metrics, step)
+
+    def should_prune(self, objective: float, step: int) -> bool:
+        return False
+
+
+def _build(name: str, spec, key: str, ws: Workspace, out: Path, reporter: _RunReporter | None,
+           progress: bool) -> None:
+    from workbench.evaluate.spec import load_suite
+    from workbench.evaluate.suite import run_suite
+
+    started = time.perf_counter()
+    log = reporter.log_metrics if reporter else (lambda metrics, step: None)
+    if isinstance(spec, LitTeacherSpec):
+        from workbench.teachers.lit import fit_lit_teacher
+
+        fit = fit_lit_teacher(spec, ws, out, progress, log)
+        suite = spec.suite
+    elif isinstance(spec, ScratchTeacherSpec):
+        from workbench.study.pipeline import run_train_stage
+
+        recipe = _scratch_recipe(name, spec)
+        trained = run_train_stage(recipe, ws, reporter, None, progress)
+        shutil.copy(trained.path / "model.pt", out / "model.pt")
+        fit = json.loads((trained.path / "summary.json").read_text()) | {"train_key": trained.key,
+                                                                       "train_hit": trained.hit}
+        suite = recipe.eval.suite
+    else:
+        fit, suite = {}, spec.suite
+    (out / "spec.yaml").write_text(dump_spec(spec))
+    teacher = _load_from(name, spec, out, key)
+    result = run_suite(teacher.encoder, ws, load_suite(suite), progress=progress)
+    (out / "eval.json").write_text(result.to_json())
+    (out / "eval.txt").write_text(result.to_table())
+    info = {"name": name, "kind": spec.kind, "embed_dim": teacher.embed_dim, "logit_scale": teacher.logit_scale,
+            "image_size": teacher.image_size, "seconds": round(time.perf_counter() - started, 1), "fit": fit}
+    (out / "teacher.json").write_text(json.dumps(info, indent=2))
+
+
+def _load_from(name: str, spec, artifact: Path, key: str) -> Teacher:
+    if isinstance(spec, LitTeacherSpec):
+        from workbench.teachers.lit import load_lit_teacher
+
+        encoder = load_lit_teacher(spec, artifact)
+        scale = float(encoder.model.logit_scale.detach().exp())
+    elif isinstance(spec, ScratchTeacherSpec):
+        from workbench.train.trainer import load_trained
+
+        encoder = load_trained(artifact / "model.pt")
+        scale = float(encoder.model.logit_scale.detach().exp())
+    else:
+        from workbench.teachers.openclip import load_openclip_teacher
+
+        encoder = load_openclip_teacher(spec)
+        scale = float(encoder.model.logit_scale.detach().exp())
+    with torch.no_grad():
+        dim = int(encoder.encode_texts(["a"]).shape[-1])
+    return Teacher(name, key, encoder, scale, dim)
+
+
+def _read(name: str, key: str, path: Path, hit: bool) -> FittedTeacher:
+    info = json.loads((path / "teacher.json").read_text())
+    metrics = json.loads((path / "eval.json").read_text())["metrics"]
+    return FittedTeacher(name, key, path, hit, info, metrics)
+
+
+def fit_teacher(name: str, ws: Workspace, zoo: Zoo | None = None, progress: bool = True,
+                baseline_experiment: str = BASELINE_EXPERIMENT) -> FittedTeacher:
+    """Fit ``name`` (or find it in the cache), with an MLflow run in the ``teachers`` experiment."""
+    from workbench.study.prepare import ensure_datasets
+    from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten
+
+    spec = teacher_spec(name, zoo)
+    ensure_datasets(required_datasets(name, spec, ws), ws.ensure(), progress)
+    key = teacher_key(name, spec, ws)
+    cache = StageCache(ws.cache_dir)
+    tracker = Tracker(ws)
+    if cache.has("teacher", key) and tracker.find_runs(EXPERIMENT, {f"{TAG_PREFIX}stage.teacher": key}):
+        return _read(name, key, cache.path("teacher", key), hit=True)
+    tags = {f"{TAG_PREFIX}kind": "teacher", f"{TAG_PREFIX}teacher": name, f"{TAG_PREFIX}teacher_kind": spec.kind,
+            f"{TAG_PREFIX}stage.teacher": key}
+    run_id = tracker.start_run(EXPERIMENT, name, tags)
+    try:
+        tracker.log_params(run_id, flatten(spec.model_dump(mode="json")))
+        reporter = _RunReporter(tracker, run_id)
+        result = cache.get_or_build("teacher", key, lambda out: _build(name, spec, key, ws, out, reporter, progress))
+        fitted = _read(name, key, result.path, result.hit)
+        _log_fitted(tracker, run_id, fitted, baseline_experiment)
+        tracker.end_run(run_id, "FINISHED")
+    except BaseException as error:
+        tracker.set_tags(run_id, {f"{TAG_PREFIX}failure": f"{type(error).__name__}: {error}"[:5000]})
+        tracker.end_run(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    return fitted
+
+
+def _log_fitted(tracker, run_id: str, fitted: FittedTeacher, baseline_experiment: str) -> None:
+    from workbench.tracking.mlflow_store import TAG_PREFIX
+
+    result = json.loads((fitted.path / "eval.json").read_text())
+    step = 0
+    tracker.log_metrics(run_id, {f"eval/{k}": v for k, v in result["metrics"].items()}, step)
+    tracker.log_metrics(run_id, {f"chance/{k}": v for k, v in result["chance"].items()}, step)
+    tracker.log_metrics(run_id, {f"stderr/{k}": v for k, v in result["stderr"].items()}, step)
+    tracker.log_metrics(run_id, {"teacher/logit_scale": fitted.info["logit_scale"],
+                                 "teacher/embed_dim": fitted.info["embed_dim"],
+                                 "teacher/seconds": fitted.info["seconds"]}, step)
+    best = tracker.best_metric(baseline_experiment, "eval/avg")
+    tags = {f"{TAG_PREFIX}cache_hit": fitted.hit}
+    if best is not None:
+        tracker.log_metrics(run_id, {"baseline/best_student_avg": best}, step)
+        tags[f"{TAG_PREFIX}beats_baseline"] = fitted.metrics["avg"] > best
+    tracker.set_tags(run_id, tags)
+    for name in ("teacher.json", "eval.json", "eval.txt", "spec.yaml"):
+        tracker.log_file(run_id, fitted.path / name)
+
+
+def list_teachers(ws: Workspace, zoo_path: Path | None = None) -> str:
+    """One line per zoo teacher: name, source, and its scores if fitted (against the current data)."""
+    from workbench.teachers.zoo import load_zoo
+
+    zoo = load_zoo(zoo_path)
+    cache = StageCache(ws.cache_dir)
+    lines = []
+    for name, spec in zoo.teachers.items():
+        if isinstance(spec, LitTeacherSpec):
+            source = f"lit: {spec.image_tower} + {spec.text_tower} @{spec.image_size}px"
+        elif isinstance(spec, ScratchTeacherSpec):
+            source = f"scratch: {spec.recipe}/{spec.profile} " + " ".join(f"{k}={v}" for k, v in spec.set.items())
+        else:
+            source = f"openclip: {spec.model}/{spec.pretrained}"
+        try:
+            key = teacher_key(name, spec, ws)
+            state = (f"fitted ({key}): avg {_read(name, key, cache.path('teacher', key), True).metrics['avg']:.4f}"
+                     if cache.has("teacher", key) else "not fitted")
+        except (FileNotFoundError, ConfigError):
+            state = "not fitted (its data is not built)"
+        lines.append(f"{name:18} {state:36} {source}")
+    return "\n".join(lines)
+
+
+def load_teacher(name: str, ws: Workspace, zoo: Zoo | None = None) -> Teacher:
+    """A fitted teacher from the stage cache; an unfitted one is an error that says how to fit it."""
+    spec = teacher_spec(name, zoo)
+    key = teacher_key(name, spec, ws)
+    path = StageCache(ws.cache_dir).path("teacher", key)
+    if not path.is_dir():
+        raise ConfigError(f"teacher {name!r}", f"not fitted yet; run `workbench teacher fit {name}`")
+    return _load_from(name, spec, path, key)
