@@ -200,6 +200,91 @@ def teacher_fit(ws: Workspace, names: tuple[str, ...], zoo_path: Path | None) ->
                    f"{info['embed_dim']}-d at {info['image_size']} px")
 
 
+# ---------------------------------------------------------------- captioners
+@main.group()
+def captioner() -> None:
+    """Pretrain and fine-tune CoCa captioners (workbench/captioners/captioners.yaml, or your own with
+    --captioners) and generate synthetic captions with them."""
+
+
+_captioners_option = click.option("--captioners", "registry_path",
+                                  type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                                  help="Captioner registry YAML [default: the built-in registry].")
+
+
+def _registry(registry_path: Path | None):
+    from workbench.captioners.spec import load_registry
+
+    return load_registry(registry_path)
+
+
+@captioner.command("list")
+@_captioners_option
+@click.pass_obj
+def captioner_list(ws: Workspace, registry_path: Path | None) -> None:
+    """Show the registry's captioners, their lineage and whether each is fitted."""
+    from workbench.captioners.fit import list_captioners
+
+    click.echo(list_captioners(ws, registry_path))
+
+
+@captioner.command("fit")
+@click.argument("names", nargs=-1, required=True)
+@_captioners_option
+@click.pass_obj
+def captioner_fit(ws: Workspace, names: tuple[str, ...], registry_path: Path | None) -> None:
+    """Pretrain captioners NAMES from scratch; a fitted captioner is cached and fitting it again is a hit."""
+    from workbench.captioners.fit import fit_captioner
+
+    registry = _registry(registry_path)
+    for name in names:
+        click.echo(fit_captioner(name, ws.ensure(), registry, expect="pretrain").describe())
+
+
+@captioner.command("finetune")
+@click.argument("names", nargs=-1, required=True)
+@_captioners_option
+@click.pass_obj
+def captioner_finetune(ws: Workspace, names: tuple[str, ...], registry_path: Path | None) -> None:
+    """Fine-tune captioners NAMES from their parents (pretraining a parent first if it is not fitted)."""
+    from workbench.captioners.fit import fit_captioner
+
+    registry = _registry(registry_path)
+    for name in names:
+        click.echo(fit_captioner(name, ws.ensure(), registry, expect="finetune").describe())
+
+
+def _decoding(ctx: click.Context, param: click.Parameter, value: str):
+    from workbench.captioners.decode import parse_decoding
+
+    return parse_decoding(value)
+
+
+@captioner.command("generate")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--dataset", required=True, help="Dataset whose images are captioned (e.g. clipart-web).")
+@click.option("--split", type=click.Choice(["train", "eval"]), default="eval", show_default=True)
+@click.option("--samples", "-S", default=2, show_default=True, help="Captions per image and captioner.")
+@click.option("--decoding", default="top_p", show_default=True, callback=_decoding, metavar="METHOD[:K=V,...]",
+              help="top_p[:p=0.9,temperature=1.0] | top_k[:k=10,temperature=1.0] | beam[:beams=4,length_penalty=1.0]")
+@click.option("--max-images", type=int, help="Caption a seeded subset of this many images [default: all].")
+@click.option("--seed", default=0, show_default=True, help="Seeds the image subset and the sampling.")
+@click.option("--batch-size", default=64, show_default=True, help="Images per generation batch.")
+@click.option("--teacher", default="lite0-minilm", show_default=True,
+              help="Fitted teacher for the image-text similarity figure; 'none' skips it.")
+@_captioners_option
+@click.pass_obj
+def captioner_generate(ws: Workspace, names: tuple[str, ...], dataset: str, split: str, samples: int, decoding,
+                       max_images: int | None, seed: int, batch_size: int, teacher: str,
+                       registry_path: Path | None) -> None:
+    """Generate S captions per image of DATASET/SPLIT with each captioner NAMES (cached per captioner)
+    and log their quality report (diversity, style, samples, teacher similarity) to MLflow."""
+    from workbench.captioners.pipeline import generate_captions
+
+    click.echo(generate_captions(names, dataset, split, samples, decoding, ws.ensure(), _registry(registry_path),
+                                 max_images, seed, batch_size, None if teacher == "none" else teacher).render())
+
+
 # ---------------------------------------------------------------- train / eval
 @main.command("train")
 @click.option("--recipe", default="clip", show_default=True)

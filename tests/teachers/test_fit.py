@@ -98,7 +98,9 @@ def test_inline_openclip_names_a_model_and_a_path():
 def test_hub_tag_offline_fails_with_a_way_out(monkeypatch):
     from workbench.teachers.openclip import load_openclip_teacher
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail at once, not after timeouts
     with pytest.raises(MissingWeightsError, match="openclip:ViT-B-32//path/to/checkpoint.bin"):
         load_openclip_teacher(parse_inline("openclip:ViT-B-32/laion2b_s34b_b79k"))
 

@@ -27,9 +27,15 @@ def register_micro_configs() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
 
 
+def is_captioner(name: str) -> bool:
+    """CoCa configs (they have a multimodal decoder) are captioners, not students."""
+    return "multimodal_cfg" in (open_clip.get_model_config(name) or {})
+
+
 def list_students() -> dict[str, list[str]]:
-    micro = list(register_micro_configs())
-    return {"micro": micro, "open_clip": [m for m in open_clip.list_models() if m not in micro]}
+    micro = [m for m in register_micro_configs() if not is_captioner(m)]
+    return {"micro": micro, "open_clip": [m for m in open_clip.list_models()
+                                          if m not in register_micro_configs() and not is_captioner(m)]}
 
 
 class HashedTokenizer:

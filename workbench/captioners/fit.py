@@ -1,0 +1,208 @@
+"""The ``captioner`` stage: pretrain or fine-tune a registry captioner, log it to MLflow, cache it.
+
+Run alone: ``workbench captioner fit clipart-web``, ``workbench captioner finetune tuxpaint``. The
+artifact (cache/captioner/<key>/) holds everything needed to caption again — ``model.pt``,
+``vocab.json``, ``captioner.json`` — so caption generation only ever calls ``load_captioner``. A
+fine-tune's key includes its parent's key: refitting a parent makes new children.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from workbench.captioners.spec import (FinetuneSpec, PretrainSpec, Registry, captioner_spec, dump_spec, lineage,
+                                       load_registry, root_model)
+from workbench.config.overrides import ConfigError
+from workbench.study.cache import StageCache, stage_key
+from workbench.workspace import Workspace
+
+CAPTIONER_VERSION = 1
+EXPERIMENT = "captioners"
+SAMPLES = 16
+"""Held-out images captioned for a fit's sample figure."""
+
+
+@dataclass
+class FittedCaptioner:
+    name: str
+    key: str
+    path: Path
+    hit: bool
+    info: dict
+    """captioner.json: kind, parent, model, vocabulary, losses, seconds."""
+
+    def describe(self) -> str:
+        fit = self.info["fit"]
+        final = fit["final"]
+        lineage = f"fine-tune of {self.info['parent']}" if self.info["parent"] else f"pretrained {self.info['model']}"
+        state = f"hit ({self.key}; fitted in" if self.hit else f"fitted ({self.key}) in"
+        return (f"{self.name}: {state} {self.info['seconds']:.0f} s{')' if self.hit else ''}, "
+                f"{lineage} on {'+'.join(self.info['data'])}; {fit['steps']} steps ({fit['epochs']} epochs); "
+                f"caption loss train {final.get('train/caption_loss', float('nan')):.3f} / held-out "
+                f"{final.get('eval/caption_loss', float('nan')):.3f}, contrastive train "
+                f"{final.get('train/contrastive_loss', float('nan')):.3f} / held-out "
+                f"{final.get('eval/contrastive_loss', float('nan')):.3f}; vocabulary {fit['vocab_size']} "
+                f"({fit['new_tokens']} new), {fit['parameters']['total'] / 1e6:.2f}M params -> {self.path}")
+
+
+def captioner_key(name: str, registry: Registry, ws: Workspace) -> str:
+    """Hash of the spec, the model config, the training data's fingerprints and (fine-tunes) the parent's key."""
+    from workbench.captioners.model import model_config
+    from workbench.study.pipeline import dataset_fingerprints
+
+    spec = captioner_spec(name, registry)
+    inputs = dataset_fingerprints(ws, spec.data)
+    if isinstance(spec, FinetuneSpec):
+        inputs["parent"] = captioner_key(spec.parent, registry, ws)
+        config = spec.model_dump(mode="json", exclude={"parent"})
+    else:
+        config = {"spec": spec.model_dump(mode="json"), "model_config": model_config(spec.model)}
+    return stage_key("captioner", CAPTIONER_VERSION, config, inputs)
+
+
+class _RunLog:
+    def __init__(self, tracker, run_id: str):
+        self.tracker, self.run_id = tracker, run_id
+
+    def __call__(self, metrics: dict[str, float], step: int) -> None:
+        self.tracker.log_metrics(self.run_id, metrics, step)
+
+
+def _build(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
+           log, progress: bool) -> None:
+    from workbench.captioners.decode import Beam, TopP
+    from workbench.captioners.figures import loss_curves, sample_page
+    from workbench.captioners.train import HeldOut, train_captioner
+
+    started = time.perf_counter()
+    cache = StageCache(ws.cache_dir)
+    parent = (cache.path("captioner", captioner_key(spec.parent, registry, ws))
+              if isinstance(spec, FinetuneSpec) else None)
+    model_name = root_model(name, registry)
+    captioner, summary = train_captioner(name, key, spec, model_name, ws, out, cache.partial_dir("captioner", key),
+                                         parent, log, progress)
+    (out / "spec.yaml").write_text(dump_spec(spec))
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines() if line.strip()]
+    figures = out / "figures"
+    figures.mkdir()
+    loss_curves(history, figures / "losses.png", f"captioner {name}")
+    held = HeldOut(ws, spec.data, captioner.image_size, captioner.vocab, SAMPLES, spec.seed + 1)
+    pixels = held.pixels(0, len(held.captions))
+    captions = {"beam": captioner.caption(pixels, Beam(beams=4), 1),
+                "top_p": captioner.caption(pixels, TopP(p=0.9), 2, torch.Generator().manual_seed(spec.seed))}
+    sample_page(figures / "samples", np.asarray(held.images), held.captions, captions,
+                f"captioner {name}: held-out images of {', '.join(spec.data)}")
+    info = {"name": name, "kind": spec.kind, "parent": getattr(spec, "parent", None),
+            "parent_key": parent.name if parent else None, "model": model_name, "data": spec.data,
+            "seconds": round(time.perf_counter() - started, 1), "fit": summary}
+    (out / "captioner.json").write_text(json.dumps(info, indent=2))
+
+
+def _read(name: str, key: str, path: Path, hit: bool) -> FittedCaptioner:
+    return FittedCaptioner(name, key, path, hit, json.loads((path / "captioner.json").read_text()))
+
+
+def fit_captioner(name: str, ws: Workspace, registry: Registry | None = None, progress: bool = True,
+                  expect: Literal["pretrain", "finetune"] | None = None) -> FittedCaptioner:
+    """Fit ``name`` (its ancestors first) or find it in the cache, with an MLflow run in ``captioners``.
+
+    ``expect`` names the kind the caller asked for (the CLI's ``fit`` pretrains, ``finetune``
+    continues): a mismatch is an error that names the right command.
+    """
+    from workbench.study.prepare import ensure_datasets
+    from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten
+
+    registry = registry or load_registry()
+    spec = captioner_spec(name, registry)
+    if expect and spec.kind != expect:
+        command = "finetune" if spec.kind == "finetune" else "fit"
+        raise ConfigError(f"captioner {name!r}", f"is a {spec.kind} captioner"
+                          + (f" (of {spec.parent!r})" if isinstance(spec, FinetuneSpec) else "")
+                          + f"; run `workbench captioner {command} {name}`")
+    ensure_datasets(set(spec.data), ws.ensure(), progress)
+    if isinstance(spec, FinetuneSpec):
+        fit_captioner(spec.parent, ws, registry, progress)
+    key = captioner_key(name, registry, ws)
+    cache = StageCache(ws.cache_dir)
+    tracker = Tracker(ws)
+    if cache.has("captioner", key) and tracker.find_runs(EXPERIMENT, {f"{TAG_PREFIX}stage.captioner": key}):
+        return _read(name, key, cache.path("captioner", key), hit=True)
+    tracker.mark_dead_runs_killed(EXPERIMENT)
+    tags = {f"{TAG_PREFIX}kind": "captioner", f"{TAG_PREFIX}captioner": name,
+            f"{TAG_PREFIX}captioner_kind": spec.kind, f"{TAG_PREFIX}stage.captioner": key,
+            f"{TAG_PREFIX}lineage": " > ".join(lineage(name, registry))}
+    run_id = tracker.start_run(EXPERIMENT, name, tags)
+    try:
+        params = flatten(spec.model_dump(mode="json")) | {"model": root_model(name, registry)}
+        tracker.log_params(run_id, params)
+        result = cache.get_or_build("captioner", key, lambda out: _build(name, key, spec, registry, ws, out,
+                                                                         _RunLog(tracker, run_id), progress))
+        fitted = _read(name, key, result.path, result.hit)
+        _log_fitted(tracker, run_id, fitted)
+        tracker.end_run(run_id, "FINISHED")
+    except BaseException as error:
+        tracker.set_tags(run_id, {f"{TAG_PREFIX}failure": f"{type(error).__name__}: {error}"[:5000]})
+        tracker.end_run(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    return fitted
+
+
+def _log_fitted(tracker, run_id: str, fitted: FittedCaptioner) -> None:
+    from workbench.tracking.mlflow_store import TAG_PREFIX
+
+    fit = fitted.info["fit"]
+    final = {f"final/{k.replace('/', '_')}": v for k, v in fit["final"].items()}
+    tracker.log_metrics(run_id, final | {"captioner/vocab_size": fit["vocab_size"],
+                                         "captioner/new_tokens": fit["new_tokens"],
+                                         "captioner/held_out_unknown_rate": fit["held_out_unknown_rate"],
+                                         "captioner/parameters": fit["parameters"]["total"],
+                                         "captioner/seconds": fitted.info["seconds"]}, fit["steps"])
+    tracker.set_tags(run_id, {f"{TAG_PREFIX}cache_hit": fitted.hit,
+                              f"{TAG_PREFIX}parent_key": fitted.info["parent_key"] or ""})
+    for name in ("captioner.json", "spec.yaml", "vocab.json", "history.jsonl"):
+        tracker.log_file(run_id, fitted.path / name)
+    tracker.log_file(run_id, fitted.path / "figures" / "losses.png", "figures")
+    for path in sorted((fitted.path / "figures" / "samples").iterdir()):
+        tracker.log_file(run_id, path, "figures/samples")
+
+
+def list_captioners(ws: Workspace, registry_path: Path | None = None) -> str:
+    """One line per registry captioner: kind, lineage, data, and whether (and how well) it is fitted."""
+    registry = load_registry(registry_path)
+    cache = StageCache(ws.cache_dir)
+    lines = []
+    for name, spec in registry.captioners.items():
+        try:
+            key = captioner_key(name, registry, ws)
+            if cache.has("captioner", key):
+                final = _read(name, key, cache.path("captioner", key), True).info["fit"]["final"]
+                state = f"fitted ({key}): held-out caption loss {final.get('eval/caption_loss', float('nan')):.3f}"
+            else:
+                state = "not fitted"
+        except (FileNotFoundError, ConfigError):
+            state = "not fitted (its data is not built)"
+        source = (f"pretrain {spec.model}" if isinstance(spec, PretrainSpec) else f"finetune of {spec.parent}")
+        lines.append(f"{name:16} {state:52} {source} on {'+'.join(spec.data)} "
+                     f"({spec.fit.steps} steps, lr {spec.fit.lr:g})")
+    return "\n".join(lines)
+
+
+def load_captioner(name: str, ws: Workspace, registry: Registry | None = None):
+    """A fitted captioner from the stage cache; an unfitted one is an error that says how to fit it."""
+    from workbench.captioners.model import load_captioner_from
+
+    registry = registry or load_registry()
+    spec = captioner_spec(name, registry)
+    key = captioner_key(name, registry, ws)
+    path = StageCache(ws.cache_dir).path("captioner", key)
+    if not path.is_dir():
+        command = "finetune" if isinstance(spec, FinetuneSpec) else "fit"
+        raise ConfigError(f"captioner {name!r}", f"not fitted yet; run `workbench captioner {command} {name}`")
+    return load_captioner_from(path, name, key)

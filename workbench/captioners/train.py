@@ -1,0 +1,224 @@
+"""The captioner training loop: CoCa loss (caption + contrastive), warmup + cosine, grad clip, exact resume.
+
+Batches come from the students' ``BatchStream`` (a pure function of seed and step), and checkpoints and
+the metric history live in the stage's partial folder, so a killed fit continues where it stopped and
+sees the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from open_clip.loss import CoCaLoss
+from tqdm import tqdm
+
+from workbench.captioners.model import Captioner, count_parameters, create_coca, load_grown, mean_std
+from workbench.captioners.spec import FinetuneSpec, PretrainSpec
+from workbench.captioners.vocab import PAD, Vocabulary
+from workbench.data.arrays import load_split_arrays
+from workbench.models.students import configured_image_size, image_size_of, training_load_size
+from workbench.train.data import BatchStream, load_training_set
+from workbench.train.trainer import build_optimizer, lr_at, seed_everything
+from workbench.workspace import Workspace
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.jsonl"
+
+Log = Callable[[dict[str, float], int], None]
+
+
+def _save_atomic(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_captions(ws: Workspace, datasets: list[str], size: int) -> list[str]:
+    """Every train caption of ``datasets`` (what the vocabulary is built from), read from the arrays
+    the training set is loaded from next."""
+    return [caption for name in datasets
+            for caption in load_split_arrays(ws.dataset_dir(name), "train", size, progress=False).captions]
+
+
+class HeldOut:
+    """A fixed, seeded subset of the eval splits of the training sets: the held-out losses' data."""
+
+    def __init__(self, ws: Workspace, datasets: list[str], size: int, vocab: Vocabulary, count: int, seed: int):
+        images, captions = [], []
+        for name in datasets:
+            arrays = load_split_arrays(ws.dataset_dir(name), "eval", size, progress=False)
+            images.append(np.asarray(arrays.images))
+            captions += arrays.captions
+        stacked = np.concatenate(images)
+        keep = np.sort(np.random.default_rng(seed).permutation(len(captions))[:count])
+        self.images = torch.from_numpy(stacked[keep])
+        self.captions = [captions[i] for i in keep]
+        self.tokens = vocab(self.captions)
+
+    def pixels(self, start: int, stop: int) -> torch.Tensor:
+        return self.images[start:stop].permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def coca_losses(model: torch.nn.Module, pixels: torch.Tensor, tokens: torch.Tensor,
+                loss: CoCaLoss) -> dict[str, torch.Tensor]:
+    """Weighted total and the unweighted caption cross-entropy and contrastive loss of one batch.
+
+    The text is cut after the batch's longest caption: the decoder and its vocabulary-wide output
+    layer are most of a micro CoCa's work, and the padding beyond carries no loss. (CoCa appends its
+    contrastive class token after the text, so that token's position follows the batch's length.)
+    """
+    length = int((tokens != PAD).sum(dim=1).max())
+    out = model(pixels, tokens[:, :length])
+    parts = loss(out["image_features"], out["text_features"], out["logits"], out["labels"], out["logit_scale"],
+                 output_dict=True)
+    caption = parts["caption_loss"] / loss.caption_loss_weight if loss.caption_loss_weight else parts["caption_loss"]
+    contrastive = (parts["contrastive_loss"] / loss.clip_loss_weight if loss.clip_loss_weight
+                   else parts["contrastive_loss"])
+    return {"loss": parts["caption_loss"] + parts["contrastive_loss"], "caption": caption, "contrastive": contrastive}
+
+
+@torch.no_grad()
+def held_out_losses(captioner: Captioner, held: HeldOut, loss: CoCaLoss, batch_size: int) -> dict[str, float]:
+    model = captioner.model
+    was_training = model.training
+    model.eval()
+    sums, batches = {"caption": 0.0, "contrastive": 0.0}, 0
+    for start in range(0, len(held.captions), batch_size):
+        stop = min(start + batch_size, len(held.captions))
+        if stop - start < 2:
+            break
+        pixels, tokens = held.pixels(start, stop).to(captioner.device), held.tokens[start:stop].to(captioner.device)
+        parts = coca_losses(model, captioner.normalize(pixels), tokens, loss)
+        sums = {k: v + float(parts[k]) for k, v in sums.items()}
+        batches += 1
+    model.train(was_training)
+    return {f"eval/{k}_loss": v / max(1, batches) for k, v in sums.items()}
+
+
+def initial_model(spec: PretrainSpec | FinetuneSpec, model_name: str, ws: Workspace,
+                  parent: Path | None) -> tuple[torch.nn.Module, Vocabulary, int]:
+    """A fresh CoCa with the vocabulary of ``spec.data`` (pretrain), or the parent's weights with its
+    vocabulary extended by the fine-tune set's new tokens. Returns the number of new tokens too."""
+    from workbench.captioners.model import context_length
+
+    captions = train_captions(ws, spec.data, training_load_size(configured_image_size(model_name)))
+    if parent is None:
+        vocab = Vocabulary.build(captions, context_length(model_name), min_count=spec.fit.min_count)
+        return create_coca(model_name, len(vocab)), vocab, len(vocab)
+    base = Vocabulary.load(parent / "vocab.json")
+    vocab = Vocabulary.build(captions, base.context_length, base=base, min_count=spec.fit.min_count)
+    model = create_coca(model_name, len(vocab))
+    load_grown(model, torch.load(parent / "model.pt", map_location="cpu", weights_only=True)["model"])
+    return model, vocab, len(vocab) - len(base)
+
+
+def train_captioner(name: str, key: str, spec: PretrainSpec | FinetuneSpec, model_name: str, ws: Workspace,
+                    out: Path, partial: Path, parent: Path | None, log: Log, progress: bool) -> tuple[Captioner, dict]:
+    """Fit one captioner into ``out`` (model.pt, vocab.json, history.jsonl); returns it and a summary."""
+    from workbench.captioners.model import save_captioner
+
+    fit = spec.fit
+    seed_everything(spec.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, vocab, new_tokens = initial_model(spec, model_name, ws, parent)
+    model.to(device)
+    captioner = Captioner(name, key, model, vocab, model_name)
+    size = image_size_of(model)
+    data = load_training_set(ws, spec.data, training_load_size(size), spec.seed, vocab, fit.max_train_samples,
+                             progress=progress)
+    stream = BatchStream(data, fit.batch_size, spec.seed, size, fit.augment)
+    held = HeldOut(ws, spec.data, size, vocab, fit.eval_samples, spec.seed)
+    loss_fn = CoCaLoss(caption_loss_weight=fit.caption_loss_weight, clip_loss_weight=fit.clip_loss_weight,
+                       pad_id=PAD)
+    optimizer = build_optimizer(model, fit)  # same schedule fields and no-decay rule as the students
+
+    partial.mkdir(parents=True, exist_ok=True)
+    start = 0
+    if (partial / CHECKPOINT).exists():
+        state = torch.load(partial / CHECKPOINT, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = state["step"]
+    history = [row for row in _read_history(partial) if row["step"] <= start]
+    (partial / HISTORY).write_text("".join(json.dumps(row) + "\n" for row in history))
+    for row in history:  # a resumed fit shows its whole curve
+        log(row["metrics"], row["seen_samples"])
+
+    def record(metrics: dict[str, float], step: int) -> None:
+        row = {"step": step, "seen_samples": step * stream.batch_size, "metrics": metrics}
+        with open(partial / HISTORY, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        log(metrics, row["seen_samples"])
+
+    mean, std = (t.to(device) for t in mean_std(model))
+    max_log_scale = math.log(100.0)
+    window = {"loss": 0.0, "caption": 0.0, "contrastive": 0.0}
+    window_steps, window_start, train_seconds = 0, time.perf_counter(), 0.0
+    last: dict[str, float] = {}
+    model.train()
+    bar = tqdm(range(start, fit.steps), initial=start, total=fit.steps, desc=f"captioner {name}",
+               disable=None if progress else True, leave=False)
+    for step in bar:
+        lr = lr_at(step, fit)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        pixels, tokens = (t.to(device) for t in stream.batch(step))
+        parts = coca_losses(model, (pixels - mean) / std, tokens, loss_fn)
+        value = float(parts["loss"].detach())
+        if not math.isfinite(value):
+            raise RuntimeError(f"captioner {name} diverged at step {step} (loss {value}, lr {lr:.3g}); "
+                               f"lower fit.lr or raise fit.warmup_steps")
+        optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        if fit.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), fit.grad_clip)
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, max_log_scale)
+        window = {k: v + float(parts[k].detach()) for k, v in window.items()}
+        window_steps += 1
+        done = step + 1
+        if done % fit.log_every == 0 or done == fit.steps:
+            elapsed = time.perf_counter() - window_start
+            train_seconds += elapsed
+            last = {f"train/{k}" if k == "loss" else f"train/{k}_loss": v / window_steps for k, v in window.items()}
+            record(last | {"train/lr": lr, "train/logit_scale": float(model.logit_scale.detach().exp()),
+                           "train/samples_per_s": window_steps * stream.batch_size / max(elapsed, 1e-9),
+                           "train/epoch": stream.epochs_at(done)}, done)
+            bar.set_postfix(caption=f"{last['train/caption_loss']:.3f}")
+            window = dict.fromkeys(window, 0.0)
+            window_steps, window_start = 0, time.perf_counter()
+        if done % fit.checkpoint_every == 0 and done < fit.steps:
+            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done},
+                         partial / CHECKPOINT)
+        if done % fit.eval_every == 0 or done == fit.steps:
+            record(held_out_losses(captioner, held, loss_fn, stream.batch_size), done)
+            window_start = time.perf_counter()
+    bar.close()
+    model.eval()
+    save_captioner(model, vocab, model_name, out)
+    (out / HISTORY).write_text((partial / HISTORY).read_text())
+    rows = _read_history(partial)
+    final_eval = next((row["metrics"] for row in reversed(rows) if "eval/caption_loss" in row["metrics"]), {})
+    final_train = next((row["metrics"] for row in reversed(rows) if "train/loss" in row["metrics"]), {})
+    summary = {"steps": fit.steps, "resumed_from_step": start, "batch_size": stream.batch_size,
+               "epochs": round(stream.epochs_at(fit.steps), 2), "train_pairs": len(data),
+               "train_seconds": round(train_seconds, 1), "final": final_train | final_eval,
+               "vocab_size": len(vocab), "new_tokens": new_tokens,
+               "held_out_unknown_rate": round(vocab.unknown_rate(held.captions), 4),
+               "parameters": count_parameters(model)}
+    return captioner, summary
+
+
+def _read_history(partial: Path) -> list[dict]:
+    path = partial / HISTORY
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
