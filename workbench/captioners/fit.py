@@ -67,14 +67,6 @@ def captioner_key(name: str, registry: Registry, ws: Workspace) -> str:
     return stage_key("captioner", CAPTIONER_VERSION, config, inputs)
 
 
-class _RunLog:
-    def __init__(self, tracker, run_id: str):
-        self.tracker, self.run_id = tracker, run_id
-
-    def __call__(self, metrics: dict[str, float], step: int) -> None:
-        self.tracker.log_metrics(self.run_id, metrics, step)
-
-
 def _build(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
            log, progress: bool) -> None:
     from workbench.captioners.decode import Beam, TopP
@@ -117,7 +109,7 @@ def fit_captioner(name: str, ws: Workspace, registry: Registry | None = None, pr
     continues): a mismatch is an error that names the right command.
     """
     from workbench.study.prepare import ensure_datasets
-    from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten
+    from workbench.tracking.mlflow_store import TAG_PREFIX, RunReporter, Tracker, flatten
 
     registry = registry or load_registry()
     spec = captioner_spec(name, registry)
@@ -138,19 +130,14 @@ def fit_captioner(name: str, ws: Workspace, registry: Registry | None = None, pr
     tags = {f"{TAG_PREFIX}kind": "captioner", f"{TAG_PREFIX}captioner": name,
             f"{TAG_PREFIX}captioner_kind": spec.kind, f"{TAG_PREFIX}stage.captioner": key,
             f"{TAG_PREFIX}lineage": " > ".join(lineage(name, registry))}
-    run_id = tracker.start_run(EXPERIMENT, name, tags)
-    try:
+    with tracker.tracked_run(EXPERIMENT, name, tags) as run_id:
         params = flatten(spec.model_dump(mode="json")) | {"model": root_model(name, registry)}
         tracker.log_params(run_id, params)
-        result = cache.get_or_build("captioner", key, lambda out: _build(name, key, spec, registry, ws, out,
-                                                                         _RunLog(tracker, run_id), progress))
+        log = RunReporter(tracker, run_id).log_metrics
+        result = cache.get_or_build("captioner", key, lambda out: _build(name, key, spec, registry, ws, out, log,
+                                                                         progress))
         fitted = _read(name, key, result.path, result.hit)
         _log_fitted(tracker, run_id, fitted)
-        tracker.end_run(run_id, "FINISHED")
-    except BaseException as error:
-        tracker.set_tags(run_id, {f"{TAG_PREFIX}failure": f"{type(error).__name__}: {error}"[:5000]})
-        tracker.end_run(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
     return fitted
 
 

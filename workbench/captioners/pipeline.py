@@ -205,8 +205,7 @@ def generate_captions(names: Sequence[str], dataset: str, split: str, samples: i
         return GenerationReport(dataset, split, sets, cache.path("caption-quality", key), True, None)
     tags = {f"{TAG_PREFIX}kind": "captions", f"{TAG_PREFIX}dataset": f"{dataset}/{split}", tag: key}
     tags |= {f"{TAG_PREFIX}stage.captions.{_metric_name(s.name)}": s.key for s in sets}
-    run_id = tracker.start_run(EXPERIMENT, f"captions {dataset}/{split}", tags)
-    try:
+    with tracker.tracked_run(EXPERIMENT, f"captions {dataset}/{split}", tags) as run_id:
         tracker.log_params(run_id, {"captioners": list(names), "dataset": dataset, "split": split, "samples": samples,
                                     "max_images": max_images, "seed": seed, "teacher": teacher}
                            | flatten({"decoding": decoding.model_dump(mode="json")}))
@@ -223,9 +222,4 @@ def generate_captions(names: Sequence[str], dataset: str, split: str, samples: i
             tracker.log_file(run_id, s.path / "captions.jsonl", f"captions/{_metric_name(s.name)}")
         if note:
             tracker.set_tags(run_id, {f"{TAG_PREFIX}note": note})
-        tracker.end_run(run_id, "FINISHED")
-    except BaseException as error:
-        tracker.set_tags(run_id, {f"{TAG_PREFIX}failure": f"{type(error).__name__}: {error}"[:5000]})
-        tracker.end_run(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
     return GenerationReport(dataset, split, sets, result.path, result.hit, run_id)

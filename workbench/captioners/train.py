@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -25,19 +24,12 @@ from workbench.captioners.vocab import PAD, Vocabulary
 from workbench.data.arrays import load_split_arrays
 from workbench.models.students import configured_image_size, image_size_of, training_load_size
 from workbench.train.data import BatchStream, load_training_set
-from workbench.train.trainer import build_optimizer, lr_at, seed_everything
+from workbench.train.trainer import build_optimizer, lr_at, restore_checkpoint, save_checkpoint, seed_everything
 from workbench.workspace import Workspace
 
-CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.jsonl"
 
 Log = Callable[[dict[str, float], int], None]
-
-
-def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def train_captions(ws: Workspace, datasets: list[str], size: int) -> list[str]:
@@ -140,12 +132,7 @@ def train_captioner(name: str, key: str, spec: PretrainSpec | FinetuneSpec, mode
     optimizer = build_optimizer(model, fit)  # same schedule fields and no-decay rule as the students
 
     partial.mkdir(parents=True, exist_ok=True)
-    start = 0
-    if (partial / CHECKPOINT).exists():
-        state = torch.load(partial / CHECKPOINT, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
+    start = restore_checkpoint(partial, model, optimizer, device)
     history = [row for row in _read_history(partial) if row["step"] <= start]
     (partial / HISTORY).write_text("".join(json.dumps(row) + "\n" for row in history))
     for row in history:  # a resumed fit shows its whole curve
@@ -196,8 +183,7 @@ def train_captioner(name: str, key: str, spec: PretrainSpec | FinetuneSpec, mode
             window = dict.fromkeys(window, 0.0)
             window_steps, window_start = 0, time.perf_counter()
         if done % fit.checkpoint_every == 0 and done < fit.steps:
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done},
-                         partial / CHECKPOINT)
+            save_checkpoint(partial, model, optimizer, done)
         if done % fit.eval_every == 0 or done == fit.steps:
             record(held_out_losses(captioner, held, loss_fn, stream.batch_size), done)
             window_start = time.perf_counter()

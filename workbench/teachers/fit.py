@@ -102,20 +102,7 @@ def teacher_key(name: str, spec, ws: Workspace) -> str:
     return stage_key("teacher", TEACHER_VERSION, config, inputs)
 
 
-class _RunReporter:
-    """Streams a fit's metrics to its MLflow run (the student trainer's Reporter protocol)."""
-
-    def __init__(self, tracker, run_id: str):
-        self.tracker, self.run_id = tracker, run_id
-
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        self.tracker.log_metrics(self.run_id, metrics, step)
-
-    def should_prune(self, objective: float, step: int) -> bool:
-        return False
-
-
-def _build(name: str, spec, key: str, ws: Workspace, out: Path, reporter: _RunReporter | None,
+def _build(name: str, spec, key: str, ws: Workspace, out: Path, reporter,
            progress: bool) -> None:
     from workbench.evaluate.spec import load_suite
     from workbench.evaluate.suite import run_suite
@@ -179,7 +166,7 @@ def fit_teacher(name: str, ws: Workspace, zoo: Zoo | None = None, progress: bool
                 baseline_experiment: str = BASELINE_EXPERIMENT) -> FittedTeacher:
     """Fit ``name`` (or find it in the cache), with an MLflow run in the ``teachers`` experiment."""
     from workbench.study.prepare import ensure_datasets
-    from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten
+    from workbench.tracking.mlflow_store import TAG_PREFIX, RunReporter, Tracker, flatten
 
     spec = teacher_spec(name, zoo)
     ensure_datasets(required_datasets(name, spec, ws), ws.ensure(), progress)
@@ -190,18 +177,12 @@ def fit_teacher(name: str, ws: Workspace, zoo: Zoo | None = None, progress: bool
         return _read(name, key, cache.path("teacher", key), hit=True)
     tags = {f"{TAG_PREFIX}kind": "teacher", f"{TAG_PREFIX}teacher": name, f"{TAG_PREFIX}teacher_kind": spec.kind,
             f"{TAG_PREFIX}stage.teacher": key}
-    run_id = tracker.start_run(EXPERIMENT, name, tags)
-    try:
+    with tracker.tracked_run(EXPERIMENT, name, tags) as run_id:
         tracker.log_params(run_id, flatten(spec.model_dump(mode="json")))
-        reporter = _RunReporter(tracker, run_id)
+        reporter = RunReporter(tracker, run_id)
         result = cache.get_or_build("teacher", key, lambda out: _build(name, spec, key, ws, out, reporter, progress))
         fitted = _read(name, key, result.path, result.hit)
         _log_fitted(tracker, run_id, fitted, baseline_experiment)
-        tracker.end_run(run_id, "FINISHED")
-    except BaseException as error:
-        tracker.set_tags(run_id, {f"{TAG_PREFIX}failure": f"{type(error).__name__}: {error}"[:5000]})
-        tracker.end_run(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        raise
     return fitted
 
 

@@ -8,6 +8,7 @@ KILLED, so a ``kill -9`` leaves no run RUNNING forever.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 from mlflow import MlflowClient
@@ -98,6 +99,18 @@ class Tracker:
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status)
 
+    @contextlib.contextmanager
+    def tracked_run(self, experiment: str, name: str, tags: dict[str, Any]) -> Iterator[str]:
+        """A run that ends FINISHED, or FAILED (KILLED on Ctrl-C) with the failure as a tag."""
+        run_id = self.start_run(experiment, name, tags)
+        try:
+            yield run_id
+        except BaseException as error:
+            self.set_tags(run_id, {f"{TAG_PREFIX}failure": f"{type(error).__name__}: {error}"[:5000]})
+            self.end_run(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+            raise
+        self.end_run(run_id, "FINISHED")
+
     def mark_dead_runs_killed(self, experiment: str) -> list[str]:
         """End as KILLED every RUNNING run of ``experiment`` whose owning process is gone."""
         experiment_obj = self.client.get_experiment_by_name(experiment)
@@ -149,6 +162,19 @@ class Tracker:
 
     def run_status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
+
+
+class RunReporter:
+    """Streams a stage's metrics to its run: the trainers' Reporter protocol, never asking to stop."""
+
+    def __init__(self, tracker: Tracker, run_id: str):
+        self.tracker, self.run_id = tracker, run_id
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.tracker.log_metrics(self.run_id, metrics, step)
+
+    def should_prune(self, objective: float, step: int) -> bool:
+        return False
 
 
 def ui_command(ws: Workspace, port: int) -> list[str]:

@@ -97,6 +97,23 @@ def _save_atomic(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def save_checkpoint(partial: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+    """Model and optimizer after ``step`` steps, replaced atomically: a kill never leaves half a file."""
+    _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step},
+                 partial / CHECKPOINT)
+
+
+def restore_checkpoint(partial: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                       device: torch.device) -> int:
+    """Load the last checkpoint in ``partial`` (if any) into model and optimizer; return its step."""
+    if not (partial / CHECKPOINT).exists():
+        return 0
+    state = torch.load(partial / CHECKPOINT, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state["step"]
+
+
 def _load_history(partial: Path, upto_step: int) -> list[dict]:
     path = partial / HISTORY
     if not path.exists():
@@ -129,12 +146,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
     suite = load_suite(recipe.eval.suite)
 
     partial.mkdir(parents=True, exist_ok=True)
-    start = 0
-    if (partial / CHECKPOINT).exists():
-        state = torch.load(partial / CHECKPOINT, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["step"]
+    start = restore_checkpoint(partial, model, optimizer, device)
     history = _load_history(partial, start)
     (partial / HISTORY).write_text("".join(json.dumps(row) + "\n" for row in history))
     for row in history:  # a resumed run shows the whole curve
@@ -183,8 +195,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
             bar.set_postfix(loss=f"{loss_value:.3f}")
             window_samples = 0
         if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": done},
-                         partial / CHECKPOINT)
+            save_checkpoint(partial, model, optimizer, done)
         if done % cfg.eval_every == 0 and done < cfg.steps:
             model.eval()
             result = run_suite(encoder, ws, suite)
