@@ -25,6 +25,7 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None,
     paper = f" — {study.paper.name} Tab. {study.paper.table}" if study.paper else ""
     title = f"{study.title or study.study}{paper} (profile {profile})"
     table = build_table(study, runs, title)
+    table.command = f"workbench report {path}" + (f" --profile {profile}" if profile != study.profile else "")
     written: list[Path] = []
     if out_dir is not None:
         stem = study.study if profile == "micro" else f"{study.study}-{profile}"

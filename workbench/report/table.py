@@ -21,10 +21,13 @@ class StudyTable:
     chance: dict[str, float]  # chance level of each metric shown
     runs: int
     seeds: int
+    command: str = ""
+    """The command that renders this table again."""
 
     def to_markdown(self) -> str:
         lines = [f"# {self.title}", "",
-                 f"{self.runs} runs; cells are mean ± std over {self.seeds} seed(s).", ""]
+                 f"{self.runs} runs; cells are mean ± std over {self.seeds} seed(s)."
+                 + (f" Made by `{self.command}`." if self.command else ""), ""]
         lines.append(_markdown(self.table))
         if self.chance:
             lines += ["", "Chance: " + ", ".join(f"{k} {v:.4f}" for k, v in self.chance.items())]

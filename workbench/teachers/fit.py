@@ -227,7 +227,7 @@ def list_teachers(ws: Workspace, zoo_path: Path | None = None) -> str:
                      if cache.has("teacher", key) else "not fitted")
         except (FileNotFoundError, ConfigError):
             state = "not fitted (its data is not built)"
-        lines.append(f"{name:18} {state:36} {source}")
+        lines.append(f"{name:20} {state:36} {source}")
     return "\n".join(lines)
 
 
