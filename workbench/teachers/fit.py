@@ -175,6 +175,7 @@ def fit_teacher(name: str, ws: Workspace, zoo: Zoo | None = None, progress: bool
     tracker = Tracker(ws)
     if cache.has("teacher", key) and tracker.find_runs(EXPERIMENT, {f"{TAG_PREFIX}stage.teacher": key}):
         return _read(name, key, cache.path("teacher", key), hit=True)
+    tracker.mark_dead_runs_killed(EXPERIMENT)
     tags = {f"{TAG_PREFIX}kind": "teacher", f"{TAG_PREFIX}teacher": name, f"{TAG_PREFIX}teacher_kind": spec.kind,
             f"{TAG_PREFIX}stage.teacher": key}
     with tracker.tracked_run(EXPERIMENT, name, tags) as run_id:
@@ -190,7 +191,7 @@ def _log_fitted(tracker, run_id: str, fitted: FittedTeacher, baseline_experiment
     from workbench.tracking.mlflow_store import TAG_PREFIX
 
     result = json.loads((fitted.path / "eval.json").read_text())
-    step = 0
+    step = int(fitted.info["fit"].get("seen_samples", 0))  # after a scratch teacher's periodic evals
     tracker.log_metrics(run_id, {f"eval/{k}": v for k, v in result["metrics"].items()}, step)
     tracker.log_metrics(run_id, {f"chance/{k}": v for k, v in result["chance"].items()}, step)
     tracker.log_metrics(run_id, {f"stderr/{k}": v for k, v in result["stderr"].items()}, step)
