@@ -298,6 +298,34 @@ def train(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...]) -> No
     click.echo(train_single(recipe, profile, sets, ws.ensure()))
 
 
+@main.command("reinforce")
+@click.option("--recipe", default="clip", show_default=True)
+@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), default="micro", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Dotted override, YAML value (repeatable), e.g. reinforce.teachers=[lite0-minilm].")
+@click.option("--workers", type=int, help="Local processes [default: reinforce.workers].")
+@click.pass_obj
+def reinforce_command(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...], workers: int | None) -> None:
+    """Reinforce the recipe's training sets (MobileCLIP's dataset reinforcement).
+
+    Stores, per image, K augmentations with every teacher's embedding of each, S synthetic captions per
+    captioner, and the teachers' embeddings of the ground truth and of each synthetic caption, as
+    DataCompDR-layout shards. Fits missing teachers and captioners first. Cached by content; a killed
+    run resumes at its first unfinished shard; under torchrun (RANK / WORLD_SIZE) machines write
+    disjoint shards and rank 0 commits. Example:
+
+    \b
+    workbench reinforce --set reinforce.teachers=[lite0-minilm] --set reinforce.captioners=[tuxpaint]
+    """
+    from workbench.config.resolve import resolve_recipe
+    from workbench.reinforce.stage import reinforce
+    from workbench.study.single import parse_sets
+
+    overrides = parse_sets(sets) | ({"reinforce.workers": workers} if workers else {})
+    result = reinforce(resolve_recipe(recipe, profile, [("--set", overrides)]), ws.ensure())
+    click.echo(result.render() if result else "this rank's shards are written; rank 0 commits the dataset")
+
+
 @main.command("eval")
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.option("--suite", type=click.Path(exists=True), help="Eval-suite YAML [default: the built-in suite].")

@@ -14,6 +14,9 @@ import torch
 from torchvision.ops import roi_align
 
 
+CROP_CHUNK = 16
+
+
 @dataclass
 class CropParams:
     boxes: torch.Tensor  # [B, 4] float: x0, y0, x1, y1 in source pixels
@@ -55,4 +58,35 @@ def apply_crop(images: torch.Tensor, params: CropParams, out_size: int) -> torch
                     sampling_ratio=max(1, math.ceil(scale)), aligned=True)
     if params.flip.any():
         out[params.flip] = out[params.flip].flip(-1)
+    return out
+
+
+def crop_resize(images: torch.Tensor, params: CropParams, out_size: int) -> torch.Tensor:
+    """``apply_crop`` at about twice the speed: ``grid_sample`` supersampled by each box's own factor
+    and averaged (roi_align's sampling ratio, which is one factor for the whole batch), so downscaling
+    does not alias and boxes no larger than the output cost one bilinear sample. Small chunks keep the
+    grids in cache.
+
+    Stored augmentations are drawn K times per image and replayed at every training step, so they use
+    this; the older stages keep ``apply_crop`` so their cached results stay reproducible.
+    """
+    pixels = images.permute(0, 3, 1, 2).float().div_(255.0)
+    batch, _, height, width = pixels.shape
+    boxes = params.boxes.to(torch.float32)
+    theta = torch.zeros(batch, 2, 3)
+    theta[:, 0, 0] = (boxes[:, 2] - boxes[:, 0]) / width
+    theta[:, 0, 2] = (boxes[:, 0] + boxes[:, 2]) / width - 1
+    theta[:, 1, 1] = (boxes[:, 3] - boxes[:, 1]) / height
+    theta[:, 1, 2] = (boxes[:, 1] + boxes[:, 3]) / height - 1
+    theta[params.flip, 0, 0] *= -1
+    factors = boxes[:, 2:].sub(boxes[:, :2]).amax(dim=1).div(out_size).ceil().clamp(min=1).long()
+    out = torch.empty(batch, 3, out_size, out_size)
+    for factor in factors.unique().tolist():
+        rows = (factors == factor).nonzero().squeeze(1)
+        for chunk in rows.split(CROP_CHUNK):
+            size = out_size * factor
+            grid = torch.nn.functional.affine_grid(theta[chunk], [len(chunk), 3, size, size], align_corners=False)
+            sampled = torch.nn.functional.grid_sample(pixels[chunk], grid, mode="bilinear", padding_mode="border",
+                                                      align_corners=False)
+            out[chunk] = torch.nn.functional.avg_pool2d(sampled, factor) if factor > 1 else sampled
     return out

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbench.augment.policy import AugmentPolicy, Preset
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,6 +65,42 @@ class EvalConfig(Strict):
     """Path to an eval-suite YAML; None uses the default suite (workbench/evaluate/suite.yaml)."""
 
 
+class ReinforceConfig(Strict):
+    """Dataset reinforcement (MobileCLIP Sec. 3): what is stored with every training image."""
+
+    teachers: list[str] = []
+    """Zoo teachers whose embeddings are stored, concatenated along the feature axis in this order.
+    Empty: no reinforcement (plain CLIP)."""
+    zoo: str | None = None
+    """Teacher zoo YAML; None: the built-in zoo (workbench/teachers/zoo.yaml)."""
+    augmentations: int = Field(default=8, gt=0)
+    """K stored augmentations per image (DataCompDR-12M: 30, DFNDR-2B: 2)."""
+    augment: Preset | AugmentPolicy = "strong"
+    """A preset (weak, strong, datacompdr) or a full policy (workbench/augment/policy.py)."""
+    captioners: list[str] = []
+    """Captioners (`workbench captioner list`) whose synthetic captions are stored, one key each."""
+    registry: str | None = None
+    """Captioner registry YAML; None: the built-in one (workbench/captioners/captioners.yaml)."""
+    captions: int = Field(default=5, ge=1)
+    """S synthetic captions per image and captioner (Tab. 14: 5)."""
+    decoding: str = "top_p"
+    """Caption sampling, as `workbench captioner generate --decoding` takes it."""
+    dtype: Literal["fp16", "bf16"] = "fp16"
+    """Stored embedding precision. fp16 is native to numpy's npz (readable anywhere) and keeps 3 more
+    mantissa bits than bf16 for unit-norm vectors; bf16 matches the released shards' ``pth.gz``."""
+    compress: bool = True
+    """gzip shards: tar and npz headers are ~3 KB a sample, as much as the embeddings at micro scale."""
+    batch_size: int = Field(default=256, gt=0)
+    """Images per batch: each of the K augmentations of a batch is one teacher forward."""
+    seed: int = 0
+    """Seeds the stored augmentations and captions; independent of the trial seed, so every seed of a
+    study trains on the same reinforced data."""
+    workers: int = Field(default=1, gt=0)
+    """Local processes, each writing its own shards (ranks under torchrun split shards first)."""
+    on_corrupt: Literal["fail", "skip"] = "fail"
+    """A corrupt input shard fails the stage (naming it), or is skipped and counted."""
+
+
 class Recipe(Strict):
     name: str = "clip"
     seed: int = 0
@@ -71,3 +109,12 @@ class Recipe(Strict):
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    reinforce: ReinforceConfig = ReinforceConfig()
+
+    def identity(self) -> dict:
+        """What a trained student depends on: everything but the name, and no reinforcement section
+        while reinforcement is off (so plain-CLIP keys do not move when its defaults do)."""
+        tree = self.model_dump(mode="json", exclude={"name"})
+        if not self.reinforce.teachers:
+            tree.pop("reinforce")
+        return tree

@@ -154,9 +154,9 @@ def iter_split(dataset_dir: Path, split: str) -> Iterator[Sample]:
 
 
 def write_dataset(out_dir: Path, name: str, samples: Iterable[Sample], eval_fraction: float,
-                  eval_only: bool = False, extra: dict | None = None) -> dict:
+                  eval_only: bool = False, extra: dict | None = None, samples_per_shard: int = 2000) -> dict:
     """Split samples by hashed group and write them as one committed dataset."""
-    writer = DatasetWriter(out_dir, name)
+    writer = DatasetWriter(out_dir, name, samples_per_shard)
     try:
         for sample in samples:
             split = "eval" if eval_only else split_of(sample.group or sample.uid, eval_fraction)

@@ -50,7 +50,7 @@ def dataset_fingerprints(ws: Workspace, names: list[str]) -> dict[str, str]:
 
 
 def train_key(recipe: Recipe, ws: Workspace) -> str:
-    config = recipe.model_dump(mode="json", exclude={"name"})
+    config = recipe.identity()
     inputs = dataset_fingerprints(ws, recipe.data.train)
     inputs["suite"] = stage_key("suite", 1, suite_identity(recipe.eval.suite))  # periodic evals are in history
     return stage_key("train", TRAIN_VERSION, config, inputs)

@@ -35,7 +35,7 @@ class TrialSpec:
         """
         from workbench.study.pipeline import suite_identity
 
-        payload = json.dumps({"axes": self.axis_labels, "seed": self.seed, "recipe": self.recipe.model_dump(mode="json"),
+        payload = json.dumps({"axes": self.axis_labels, "seed": self.seed, "recipe": {"name": self.recipe.name, **self.recipe.identity()},
                               "suite": suite_identity(self.recipe.eval.suite)}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

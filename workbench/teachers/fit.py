@@ -93,7 +93,7 @@ def teacher_key(name: str, spec, ws: Workspace) -> str:
         inputs.update(dataset_fingerprints(ws, spec.data))
     elif isinstance(spec, ScratchTeacherSpec):
         recipe = _scratch_recipe(name, spec)
-        config = recipe.model_dump(mode="json", exclude={"name"})
+        config = recipe.identity()
         inputs = {"train": train_key(recipe, ws)}
     else:
         from workbench.teachers.openclip import checkpoint_identity
