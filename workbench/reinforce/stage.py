@@ -41,6 +41,7 @@ STAGE = "reinforce"
 VERSION = 1
 EXPERIMENT = "reinforcement"
 TEXT_BATCH = 512
+CAPTION_BATCH = 64
 WAIT_SECONDS = 5.0
 
 
@@ -124,12 +125,84 @@ def _stage_config(config: ReinforceConfig) -> dict:
     return tree
 
 
-def reinforce_key(config: ReinforceConfig, datasets: list[str], teacher_keys: dict[str, str],
-                  caption_keys: dict[str, str], ws: Workspace) -> str:
+def planned_inputs(config: ReinforceConfig, datasets: list[str], ws: Workspace) -> dict:
+    """The keys of what the stage reads — teachers, caption sets, datasets — from specs, without
+    building anything (datasets must exist: their fingerprints are part of it)."""
+    from workbench.captioners.decode import parse_decoding
+    from workbench.captioners.fit import captioner_key
+    from workbench.captioners.generate import captions_key
     from workbench.study.pipeline import dataset_fingerprints
+    from workbench.teachers.fit import teacher_key
+    from workbench.teachers.zoo import teacher_spec
 
-    inputs = {"datasets": dataset_fingerprints(ws, datasets), "teachers": teacher_keys, "captions": caption_keys}
-    return stage_key(STAGE, VERSION, {"config": _stage_config(config), "datasets": datasets}, inputs)
+    zoo, fingerprints = _zoo(config), dataset_fingerprints(ws, datasets)
+    teachers = {name: teacher_key(name, teacher_spec(name, zoo), ws) for name in config.teachers}
+    captions = {}
+    if config.captioners:
+        registry, decoding = _registry(config), parse_decoding(config.decoding)
+        for name in config.captioners:
+            key = captioner_key(name, registry, ws)
+            captions[name] = {d: captions_key(key, fingerprints[d], d, "train", config.captions, decoding, None,
+                                              config.seed, CAPTION_BATCH) for d in datasets}
+    return {"datasets": fingerprints, "teachers": teachers, "captions": captions}
+
+
+def reinforce_key(recipe: Recipe, ws: Workspace) -> str:
+    """The stage's key for ``recipe``: its reinforce section's content and the keys of its inputs."""
+    datasets = list(recipe.data.train)
+    config = {"config": _stage_config(recipe.reinforce), "datasets": datasets}
+    return stage_key(STAGE, VERSION, config, planned_inputs(recipe.reinforce, datasets, ws))
+
+
+def teacher_dim(name: str, config: ReinforceConfig, ws: Workspace) -> int:
+    """A teacher's embedding width: from its fit if fitted, else from its spec or model config."""
+    import open_clip
+
+    from workbench.models.students import register_micro_configs
+    from workbench.teachers.fit import _scratch_recipe, teacher_key
+    from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, teacher_spec
+
+    spec = teacher_spec(name, _zoo(config))
+    info = StageCache(ws.cache_dir).path("teacher", teacher_key(name, spec, ws)) / "teacher.json"
+    if info.exists():
+        return int(json.loads(info.read_text())["embed_dim"])
+    if isinstance(spec, LitTeacherSpec):
+        return spec.embed_dim
+    register_micro_configs()
+    model = _scratch_recipe(name, spec).model.name if isinstance(spec, ScratchTeacherSpec) else spec.model
+    return int(open_clip.get_model_config(model)["embed_dim"])
+
+
+TYPICAL_CAPTION_BYTES = 40
+"""For estimates before any caption exists (the default captioners average 20–45 bytes)."""
+
+
+def estimate(recipe: Recipe, ws: Workspace) -> dict:
+    """Samples and stored bytes a reinforcement of ``recipe`` will hold, before building it: the raw
+    minimum (storage.py) of its embeddings, parameters and captions (gzip shards measured 0.93 of it)."""
+    from workbench.augment.policy import stored_numbers
+    from workbench.data.shards import read_manifest
+
+    config = recipe.reinforce
+    samples = sum(read_manifest(ws.dataset_dir(d))["splits"]["train"]["count"] for d in recipe.data.train)
+    width = sum(teacher_dim(name, config, ws) for name in config.teachers)
+    synthetic = config.captions * len(config.captioners)
+    per_sample = ((config.augmentations + 1 + synthetic) * width * 2
+                  + config.augmentations * stored_numbers(resolved_policy(config)) * 4
+                  + synthetic * TYPICAL_CAPTION_BYTES)
+    return {"samples": samples, "bytes_per_sample": per_sample, "bytes": samples * per_sample,
+            "augmented_images": samples * config.augmentations}
+
+
+def progress_of(recipe: Recipe, ws: Workspace) -> str:
+    """'hit', 'resume N/M shards' or 'run' — for ``study plan``."""
+    key = reinforce_key(recipe, ws)
+    cache = StageCache(ws.cache_dir)
+    if cache.has(STAGE, key):
+        return "hit"
+    jobs = shard_jobs(list(recipe.data.train), ws)
+    finished = sum(done(cache.partial_dir(STAGE, key), job) is not None for job in jobs)
+    return f"resume {finished}/{len(jobs)} shards" if finished else "run"
 
 
 # ---------------------------------------------------------------------------------------- one shard
@@ -385,7 +458,7 @@ def _captions(config: ReinforceConfig, datasets: list[str], ws: Workspace, progr
         fit_captioner(name, ws, registry, progress=progress)
         captioner = load_captioner(name, ws, registry)
         sets = {d: caption_split(captioner, ws, d, "train", config.captions, decoding, None, config.seed,
-                                 progress=progress) for d in datasets}
+                                 CAPTION_BATCH, progress) for d in datasets}
         paths[name] = {d: s.path / "captions.jsonl" for d, s in sets.items()}
         records.append({"name": name, "key": captioner.key, "syn_key": syn_key(name),
                         "captions": {d: s.key for d, s in sets.items()}})
@@ -408,8 +481,10 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
     ensure_datasets(datasets, ws.ensure(), progress)
     teachers = _teacher_records(config, ws, progress)
     captions, captioners = _captions(config, datasets, ws, progress)
-    key = reinforce_key(config, datasets, {t["name"]: t["key"] for t in teachers},
-                        {c["name"]: json.dumps(c["captions"], sort_keys=True) for c in captioners}, ws)
+    key = reinforce_key(recipe, ws)
+    planned = planned_inputs(config, datasets, ws)
+    if planned["captions"] != {c["name"]: c["captions"] for c in captioners}:  # a bug, not a user error
+        raise RuntimeError("caption sets differ from the ones the stage key was computed for")
     cache = StageCache(ws.cache_dir)
     tracker = Tracker(ws)
     tag = f"{TAG_PREFIX}stage.{STAGE}"

@@ -53,6 +53,10 @@ def train_key(recipe: Recipe, ws: Workspace) -> str:
     config = recipe.identity()
     inputs = dataset_fingerprints(ws, recipe.data.train)
     inputs["suite"] = stage_key("suite", 1, suite_identity(recipe.eval.suite))  # periodic evals are in history
+    if recipe.reinforce.teachers:
+        from workbench.reinforce.stage import reinforce_key
+
+        inputs["reinforce"] = reinforce_key(recipe, ws)
     return stage_key("train", TRAIN_VERSION, config, inputs)
 
 
@@ -91,9 +95,15 @@ def run_eval_stage(recipe: Recipe, ws: Workspace, trained: StageResult) -> Stage
 
 def run_trial_stages(recipe: Recipe, ws: Workspace, reporter: Reporter | None = None,
                      objective: str | None = None, progress: bool = True) -> TrialOutcome:
-    """Train (or reuse) and evaluate (or reuse) one recipe; datasets must already be built."""
+    """(Reinforce or reuse,) train (or reuse) and evaluate (or reuse) one recipe; datasets must be built."""
+    stages = []
+    if recipe.reinforce.teachers:
+        from workbench.reinforce.stage import STAGE, reinforce
+
+        reinforced = reinforce(recipe, ws, progress)
+        stages.append(StageResult(STAGE, reinforced.key, reinforced.path, reinforced.hit))
     trained = run_train_stage(recipe, ws, reporter, objective, progress)
     evaluated = run_eval_stage(recipe, ws, trained)
     result = json.loads((evaluated.path / "eval.json").read_text())
-    return TrialOutcome(result["metrics"], result["chance"], result["stderr"], [trained, evaluated],
+    return TrialOutcome(result["metrics"], result["chance"], result["stderr"], stages + [trained, evaluated],
                         trained.path, evaluated.path)

@@ -19,6 +19,15 @@ class PlannedTrial:
 
 
 @dataclass
+class PlannedReinforcement:
+    key: str
+    state: str   # "hit", "resume N/M shards" or "run"
+    label: str
+    estimate: dict
+    """estimate(): samples, augmented images, bytes."""
+
+
+@dataclass
 class Plan:
     study: str
     profile: str
@@ -27,6 +36,11 @@ class Plan:
     datasets_ready: list[str]
     search_trials: int = 0
     notes: list[str] = field(default_factory=list)
+    reinforcements: list[PlannedReinforcement] = field(default_factory=list)
+
+    @property
+    def reinforced_bytes(self) -> int:
+        return sum(r.estimate["bytes"] for r in self.reinforcements if r.state != "hit")
 
     @property
     def samples_to_train(self) -> int:
@@ -59,8 +73,18 @@ class Plan:
         hits = sum(t.train == "hit" for t in self.trials)
         lines.append("")
         lines.append(f"cache: {hits}/{len(self.trials)} trainings reused")
+        if self.reinforcements:
+            lines.append("")
+            lines.append(f"{'reinforce':18}  {'state':22}  dataset")
+            for r in self.reinforcements:
+                e = r.estimate
+                lines.append(f"{r.key:18}  {r.state:22}  {r.label}: {e['samples']:,} samples, "
+                             f"{e['augmented_images']:,} augmented images, ~{e['bytes'] / 2**20:.1f} MiB "
+                             f"({e['bytes_per_sample']:,} B a sample)")
         lines.append(f"cost: {self.samples_to_train:,} samples to train; "
-                     f"~{self.stored_bytes() / 2**20:.1f} MiB of checkpoints to write")
+                     f"~{self.stored_bytes() / 2**20:.1f} MiB of checkpoints"
+                     + (f" and ~{self.reinforced_bytes / 2**20:.1f} MiB of reinforced shards" if self.reinforcements
+                        else "") + " to write")
         lines.extend(self.notes)
         return "\n".join(lines)
 
@@ -95,6 +119,21 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
             evaluated = "run"
         planned.append(PlannedTrial(spec, state, evaluated))
     plan = Plan(study.study, profile, planned, missing, ready, study.search.trials if study.search else 0)
+    plan.reinforcements = _reinforcements([p.spec.recipe for p in planned if p.train != "needs data"], ws)
     if study.search:
         plan.notes.append("search trials' points are chosen by the sampler as the study runs")
     return plan
+
+
+def _reinforcements(recipes, ws: Workspace) -> list[PlannedReinforcement]:
+    from workbench.reinforce.stage import estimate, progress_of, reinforce_key
+
+    seen: dict[str, PlannedReinforcement] = {}
+    for recipe in recipes:
+        config = recipe.reinforce
+        if not config.teachers or (key := reinforce_key(recipe, ws)) in seen:
+            continue
+        label = (f"{'+'.join(recipe.data.train)} × {'+'.join(config.teachers)}, K={config.augmentations}"
+                 + (f", S={config.captions} × {'+'.join(config.captioners)}" if config.captioners else ""))
+        seen[key] = PlannedReinforcement(key, progress_of(recipe, ws), label, estimate(recipe, ws))
+    return list(seen.values())

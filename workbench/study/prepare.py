@@ -38,9 +38,17 @@ def ensure_datasets(names, ws: Workspace, progress: bool = True) -> None:
 
 
 def prepare_inputs(recipes: list[Recipe], ws: Workspace, progress: bool = True) -> None:
+    """Datasets, their decoded arrays, and every distinct reinforced dataset the trials train on
+    (reinforcement depends on neither the trial seed nor training knobs: one build serves many trials)."""
     from workbench.data.arrays import load_split_arrays
+    from workbench.reinforce.stage import reinforce, reinforce_key
 
     datasets, arrays = required_inputs(recipes)
     ensure_datasets(datasets, ws, progress)
     for name, split, size in sorted(arrays):
         load_split_arrays(ws.dataset_dir(name), split, size, progress=progress)
+    built: set[str] = set()
+    for recipe in recipes:
+        if recipe.reinforce.teachers and (key := reinforce_key(recipe, ws)) not in built:
+            reinforce(recipe, ws, progress)
+            built.add(key)
