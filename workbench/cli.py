@@ -323,7 +323,7 @@ def reinforce_command(ws: Workspace, recipe: str, profile: str, sets: tuple[str,
 
     overrides = parse_sets(sets) | ({"reinforce.workers": workers} if workers else {})
     result = reinforce(resolve_recipe(recipe, profile, [("--set", overrides)]), ws.ensure())
-    click.echo(result.render() if result else "this rank's shards are written; rank 0 commits the dataset")
+    click.echo(result.render())
 
 
 @main.command("eval")

@@ -2,6 +2,8 @@
 cached and logged, ranks and workers split it, corrupt inputs are named, and the storage report adds up."""
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from workbench.augment.policy import apply, decompress
 from workbench.config.overrides import ConfigError
 from workbench.data.arrays import fit_square
 from workbench.data.shards import iter_split
+from workbench.reinforce import stage as stage_module
 from workbench.reinforce.dataset import ReinforcedDataset
 from workbench.reinforce.shards import CorruptShardError
 from workbench.reinforce.stage import EXPERIMENT, reinforce
@@ -115,11 +118,20 @@ def test_ranks_and_workers_store_what_one_process_stores(reinforce_root, reinfor
     split_ws = make_ws(tmp_path / "split", reinforce_root)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
-    assert reinforce(recipe(reinforce_root, workers=2), split_ws, progress=False) is None  # rank 1: its shards only
+    monkeypatch.setattr(stage_module, "WAIT_SECONDS", 0.05)
+    rank1 = threading.Thread(target=reinforce, args=(recipe(reinforce_root, workers=2), split_ws, False))
+    rank1.start()  # rank 1 writes its shards, then waits for rank 0's commit
     partial = split_ws.cache_dir / "reinforce" / f"{single.key}.partial"
-    assert sorted(p.name for p in partial.glob("*.tar")) == [s.name for s in single.dataset.shards][1::2]
+    names = [s.name for s in single.dataset.shards]
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(partial.glob("*.tar.json"))) < len(names[1::2]):
+        time.sleep(0.05)
+    assert sorted(p.name for p in partial.glob("*.tar")) == names[1::2]  # rank 1: every other shard only
+    assert rank1.is_alive()
     monkeypatch.setenv("RANK", "0")
     merged = reinforce(recipe(reinforce_root), split_ws, progress=False)
+    rank1.join(timeout=60)
+    assert not rank1.is_alive()
     assert merged.key == single.key
     # augmentations and captions are identical; embeddings agree to float noise (a worker with one thread
     # sums in another order than a process with two)
@@ -182,7 +194,9 @@ def test_kill_9_mid_run_keeps_finished_shards_and_resumes_to_the_uninterrupted_r
             "reinforce.augmentations=3", "reinforce.batch_size=8"]
     command = [sys.executable, "-m", "workbench", "--workspace", str(killed_ws.root), "reinforce"]
     command += [arg for item in sets for arg in ("--set", item)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the same thread count as this process: float sums (and so the stored bytes) depend on it
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     partial_root = killed_ws.cache_dir / "reinforce"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:

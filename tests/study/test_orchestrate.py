@@ -107,9 +107,10 @@ def test_kill_minus_nine_then_rerun_finishes_only_what_was_left(shapes_ws, tmp_p
     env = {**os.environ, "WORKBENCH_HOME": str(shapes_ws.root)}
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "study", "run", str(study), "--no-report"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:  # kill once the first trial is done and the second has checkpointed
+    try:  # kill once the first trial is done (logged, not just trained) and the second has checkpointed
         deadline = time.time() + 180
-        while time.time() < deadline and not (_finished_trainings(shapes_ws) == 1 and _checkpoints(shapes_ws)):
+        while time.time() < deadline and not (_finished_trainings(shapes_ws) == 1 and _checkpoints(shapes_ws)
+                                              and _finished_trial_runs(shapes_ws) == 1):
             time.sleep(0.2)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
@@ -126,6 +127,12 @@ def test_kill_minus_nine_then_rerun_finishes_only_what_was_left(shapes_ws, tmp_p
     assert [r.info.status for r in runs if r.data.tags["workbench.kind"] == "study"].count("KILLED") == 1
     resumed = [json.loads(p.read_text())["resumed_from_step"] for p in shapes_ws.cache_dir.glob("train/*/summary.json")]
     assert sorted(resumed)[-1] >= 20, "the interrupted training resumed from its checkpoint"
+
+
+def _finished_trial_runs(ws) -> int:
+    if MlflowClient(ws.mlflow_uri).get_experiment_by_name(EXPERIMENT) is None:
+        return 0
+    return sum(r.info.status == "FINISHED" for r in runs_of(ws, "trial"))
 
 
 def _finished_trainings(ws) -> int:

@@ -57,5 +57,7 @@ def validate_recipe(tree: dict, where: str) -> Recipe:
         return Recipe.model_validate(tree)
     except ValidationError as error:
         first = error.errors()[0]
+        if not first["loc"]:  # a check across sections: the message names its keys
+            raise ConfigError(where, first["msg"].removeprefix("Value error, ")) from None
         key = ".".join(str(p) for p in first["loc"])
         raise ConfigError(where, f"{key}: {first['msg']} (got {first.get('input')!r})") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workbench.augment.policy import AugmentPolicy, Preset
 
@@ -54,6 +54,11 @@ class TrainConfig(Strict):
     logit_scale_max: float = Field(default=100.0, gt=0)      # CLIP's clamp
     threads: int = Field(default=0, ge=0)
     """torch threads per trial (0 = torch's default); trials in parallel workers want 1 each."""
+    accumulate: int = Field(default=1, gt=0)
+    """Micro-batches per step: the loss's similarity matrices still span the whole batch."""
+    ema: float | None = Field(default=None, gt=0, lt=1)
+    """Decay of an exponential moving average of the weights, evaluated and saved instead of the raw
+    weights (Tab. 15: 0.9995 for S0). None: no EMA."""
     eval_every: int = Field(default=500, gt=0)
     """Run the eval suite every N steps (logged against seen samples)."""
     checkpoint_every: int = Field(default=500, gt=0)
@@ -101,6 +106,36 @@ class ReinforceConfig(Strict):
     """A corrupt input shard fails the stage (naming it), or is skipped and counted."""
 
 
+class DistillConfig(Strict):
+    """Training on a reinforced dataset (MobileCLIP2 Eq. 1, 2); used when ``reinforce.teachers`` is set."""
+
+    teachers: list[str] | None = None
+    """Stored teachers to distil from (their embedding blocks); None: all of ``reinforce.teachers``. A
+    study can vary this over one reinforced dataset that stores several teachers."""
+    logit_scales: list[float] | None = None
+    """KD logit scale (1/τ_k) per distilled teacher, in order; None: each teacher's own trained scale
+    (Tab. 3: rarely the best)."""
+    lam: float = Field(default=1.0, ge=0, le=1)
+    """λ: weight of the distillation loss; 1 − λ weights the CLIP loss (ablations use 1)."""
+    ensemble: Literal["kl", "probabilities"] = "kl"
+    """Average the teachers' KL terms (Eq. 1) or their softmax probabilities."""
+    gt_weight: float = Field(default=1.0, ge=0)
+    """Weight of the loss on ground-truth captions (Tab. 15: 1)."""
+    synthetic_weight: float = Field(default=1.0, ge=0)
+    """Weight of the loss on synthetic captions (Tab. 15: 1); 0 trains on ground truth only."""
+    synthetic_captions: int | None = Field(default=None, ge=0)
+    """Use the first n of the S stored captions per captioner; None: all; 0: none."""
+    captioners: list[str] | None = None
+    """Stored captioners whose captions are used; None: all of ``reinforce.captioners``."""
+    mix_synthetic: float = Field(default=0.0, ge=0, le=1)
+    """Probability of replacing the ground-truth caption by a synthetic one (then one loss, not two)."""
+    augmentation_order: Literal["random", "sequential"] = "random"
+    """Which stored augmentation a sample replays: a random one, or epoch mod K."""
+    mode: Literal["reinforced", "online"] = "reinforced"
+    """Stored teacher embeddings, or teachers run at train time on the same replayed images (the
+    baseline reinforcement saves the cost of)."""
+
+
 class Recipe(Strict):
     name: str = "clip"
     seed: int = 0
@@ -110,11 +145,38 @@ class Recipe(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     reinforce: ReinforceConfig = ReinforceConfig()
+    distill: DistillConfig = DistillConfig()
+
+    @model_validator(mode="after")
+    def _distill_matches_reinforce(self) -> "Recipe":
+        stored, used = self.reinforce.teachers, self.distilled_teachers
+        if stored and (unknown := [t for t in used if t not in stored]):
+            raise ValueError(f"distill.teachers: {unknown} are not stored; reinforce.teachers is {stored}")
+        if stored and self.distill.logit_scales is not None and len(self.distill.logit_scales) != len(used):
+            raise ValueError(f"distill.logit_scales: {len(self.distill.logit_scales)} scales for {len(used)} "
+                             f"distilled teachers ({', '.join(used)}); give one per teacher")
+        if stored and self.distill.captioners and (unknown := [c for c in self.distill.captioners
+                                                               if c not in self.reinforce.captioners]):
+            raise ValueError(f"distill.captioners: {unknown} are not stored; reinforce.captioners is "
+                             f"{self.reinforce.captioners}")
+        if stored and (self.distill.synthetic_captions or 0) > self.reinforce.captions:
+            raise ValueError(f"distill.synthetic_captions: {self.distill.synthetic_captions} exceeds the "
+                             f"{self.reinforce.captions} stored (reinforce.captions)")
+        return self
+
+    @property
+    def distilled_teachers(self) -> list[str]:
+        return list(self.distill.teachers) if self.distill.teachers is not None else list(self.reinforce.teachers)
 
     def identity(self) -> dict:
-        """What a trained student depends on: everything but the name, and no reinforcement section
-        while reinforcement is off (so plain-CLIP keys do not move when its defaults do)."""
+        """What a trained student depends on: everything but the name. Sections and fields added after
+        plain-CLIP results were cached are left out while they hold their defaults (no reinforcement,
+        no accumulation, no EMA), so those results keep their keys."""
         tree = self.model_dump(mode="json", exclude={"name"})
         if not self.reinforce.teachers:
             tree.pop("reinforce")
+            tree.pop("distill")
+        for key, default in (("accumulate", 1), ("ema", None)):
+            if tree["train"][key] == default:
+                tree["train"].pop(key)
         return tree

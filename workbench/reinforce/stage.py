@@ -465,10 +465,11 @@ def _captions(config: ReinforceConfig, datasets: list[str], ws: Workspace, progr
     return paths, records
 
 
-def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforced | None:
+def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforced:
     """Build (or find) the reinforced dataset of ``recipe``'s training sets, logged to MLflow.
 
-    Returns None on a rank other than 0 once its own shards are written (rank 0 commits).
+    Under torchrun every rank writes its share of the shards; rank 0 commits and logs, the others
+    wait for the committed dataset.
     """
     from workbench.study.prepare import ensure_datasets
     from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten
@@ -497,9 +498,11 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
     setup.partial.mkdir(parents=True, exist_ok=True)
     jobs = shard_jobs(datasets, ws)
     mine = [job for job in jobs if job.index % world == rank]
-    if rank:
+    if rank:  # write this rank's shards, then wait for rank 0 to commit the whole dataset
         _run_local(mine, setup, progress)
-        return None
+        while not cache.has(STAGE, key):
+            time.sleep(WAIT_SECONDS)
+        return Reinforced(key, cache.path(STAGE, key), False, ReinforcedDataset.open(cache.path(STAGE, key)))
     tracker.mark_dead_runs_killed(EXPERIMENT)
     tags = {f"{TAG_PREFIX}kind": STAGE, tag: key, f"{TAG_PREFIX}teachers": "+".join(config.teachers)}
     with tracker.tracked_run(EXPERIMENT, f"reinforce {'+'.join(datasets)} × {'+'.join(config.teachers)}", tags) as run_id:

@@ -7,6 +7,8 @@ training key and the suite. A trial whose stages are all cached costs a few file
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from workbench.study.cache import StageCache, StageResult, stage_key
 from workbench.train.trainer import Reporter, train_student
 from workbench.workspace import Workspace
 
-TRAIN_VERSION = 1
+TRAIN_VERSION = 2  # 2: pixels normalised as at eval (1 trained on raw [0, 1] pixels)
 EVAL_VERSION = 1
 
 
@@ -69,6 +71,11 @@ def run_train_stage(recipe: Recipe, ws: Workspace, reporter: Reporter | None, ob
                     progress: bool) -> StageResult:
     cache = StageCache(ws.cache_dir)
     key = train_key(recipe, ws)
+    rank = int(os.environ.get("RANK", 0))
+    if rank and not cache.has("train", key):  # under torchrun: rank 0 builds the artifact, the others train beside it
+        with tempfile.TemporaryDirectory() as scratch:
+            train_student(recipe, ws, Path(scratch), cache.partial_dir("train", key), None, objective, False)
+        return StageResult("train", key, cache.path("train", key), hit=False)
 
     def build(out: Path) -> None:
         (out / "recipe.json").write_text(recipe.model_dump_json(indent=2))

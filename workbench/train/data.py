@@ -54,31 +54,40 @@ def load_training_set(ws: Workspace, datasets: list[str], size: int, seed: int, 
     return TrainingSet(torch.from_numpy(stacked), captions, tokens, fingerprints)
 
 
-class BatchStream:
-    """Batch ``step`` = positions [step·B, (step+1)·B) of an endless sequence of seeded epoch permutations."""
+class EpochOrder:
+    """Sample indices of batch ``step``: positions [step·B, (step+1)·B) of an endless sequence of seeded
+    epoch permutations (the last permutation is kept: consecutive steps mostly share an epoch)."""
 
-    def __init__(self, data: TrainingSet, batch_size: int, seed: int, out_size: int, augment: AugmentConfig):
-        if batch_size > len(data):
-            raise ValueError(f"batch size {batch_size} exceeds the {len(data)} training samples")
-        self.data, self.batch_size, self.seed = data, batch_size, seed
-        self.out_size, self.augment = out_size, augment
+    def __init__(self, size: int, batch_size: int, seed: int):
+        if batch_size > size:
+            raise ValueError(f"batch size {batch_size} exceeds the {size} training samples")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
         self._epoch, self._order = -1, None
 
-    def _indices(self, step: int) -> torch.Tensor:
-        n = len(self.data)
+    def indices(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sample indices, epoch of each position)."""
         positions = torch.arange(step * self.batch_size, (step + 1) * self.batch_size)
-        epochs, offsets = positions // n, positions % n
+        epochs, offsets = positions // self.size, positions % self.size
         out = torch.empty_like(positions)
         for epoch in epochs.unique().tolist():
             if epoch != self._epoch:
-                self._epoch, self._order = epoch, torch.randperm(n, generator=_generator(self.seed, 1, epoch))
+                self._epoch, self._order = epoch, torch.randperm(self.size, generator=_generator(self.seed, 1, epoch))
             mask = epochs == epoch
             out[mask] = self._order[offsets[mask]]
-        return out
+        return out, epochs
+
+
+class BatchStream:
+    """Batch ``step`` of the training set, cropped by the recipe's augmentation."""
+
+    def __init__(self, data: TrainingSet, batch_size: int, seed: int, out_size: int, augment: AugmentConfig):
+        self.order = EpochOrder(len(data), batch_size, seed)
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.out_size, self.augment = out_size, augment
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented pixels [B, 3, out, out] in [0, 1] and their caption tokens."""
-        indices = self._indices(step)
+        indices, _ = self.order.indices(step)
         images = self.data.images[indices]
         size = images.shape[1]
         if self.augment.enabled:

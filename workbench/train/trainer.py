@@ -25,7 +25,7 @@ from workbench.config.recipe import Recipe, TrainConfig
 from workbench.models.students import (count_parameters, create_student, get_tokenizer, image_size_of,
                                        make_encoder, training_load_size)
 from workbench.train.data import BatchStream, load_training_set
-from workbench.train.loss import clip_loss
+from workbench.train.objective import Batch, distillation_loss, plain_clip_loss, train_step
 from workbench.workspace import Workspace
 
 CHECKPOINT = "checkpoint.pt"
@@ -97,20 +97,25 @@ def _save_atomic(obj: object, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(partial: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
-    """Model and optimizer after ``step`` steps, replaced atomically: a kill never leaves half a file."""
-    _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step},
-                 partial / CHECKPOINT)
+def save_checkpoint(partial: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                    ema: torch.nn.Module | None = None) -> None:
+    """Model, optimizer (and EMA) after ``step`` steps, replaced atomically: a kill never leaves half a file."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+    if ema is not None:
+        state["ema"] = ema.state_dict()
+    _save_atomic(state, partial / CHECKPOINT)
 
 
 def restore_checkpoint(partial: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                       device: torch.device) -> int:
-    """Load the last checkpoint in ``partial`` (if any) into model and optimizer; return its step."""
+                       device: torch.device, ema: torch.nn.Module | None = None) -> int:
+    """Load the last checkpoint in ``partial`` (if any) into model, optimizer and EMA; return its step."""
     if not (partial / CHECKPOINT).exists():
         return 0
     state = torch.load(partial / CHECKPOINT, map_location=device, weights_only=False)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
     return state["step"]
 
 
@@ -122,10 +127,99 @@ def _load_history(partial: Path, upto_step: int) -> list[dict]:
     return [row for row in rows if row["train_step"] <= upto_step]
 
 
+def distributed() -> tuple[int, int]:
+    """(rank, world size); under torchrun, initialises the process group (nccl on GPUs, gloo on CPUs)."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+class PlainTask:
+    """Plain CLIP on the recipe's training sets (the non-reinforced baseline)."""
+
+    def __init__(self, recipe: Recipe, ws: Workspace, image_size: int, tokenizer, progress: bool):
+        data = load_training_set(ws, recipe.data.train, training_load_size(image_size), recipe.seed, tokenizer,
+                                 recipe.data.max_train_samples, progress=progress)
+        self.stream = BatchStream(data, recipe.train.batch_size, recipe.seed, image_size, recipe.augment)
+        self.loss_fn = plain_clip_loss
+
+    def batch(self, step: int, part: slice) -> Batch:
+        pixels, tokens = self.stream.batch(step)
+        return Batch(pixels[part], [tokens[part]])
+
+    def epochs_at(self, step: int) -> float:
+        return self.stream.epochs_at(step)
+
+
+class ReinforcedTask:
+    """Distillation from a reinforced dataset (stored embeddings), or from teachers run on the same
+    replayed images at train time (``distill.mode: online``)."""
+
+    def __init__(self, recipe: Recipe, ws: Workspace, image_size: int, tokenizer, progress: bool):
+        from workbench.reinforce.stage import reinforce
+        from workbench.train.reinforced import ReinforcedStream, load_reinforced_set
+
+        reinforced = reinforce(recipe, ws, progress).dataset
+        self.online = recipe.distill.mode == "online"
+        load_size = reinforced.source_size if self.online else training_load_size(image_size)
+        self.data = load_reinforced_set(recipe, reinforced, ws, load_size, tokenizer, progress)
+        self.stream = ReinforcedStream(self.data, recipe, image_size)
+        distill = recipe.distill
+        scales = list(distill.logit_scales) if distill.logit_scales is not None else self.data.teacher_scales
+        self.loss_fn = distillation_loss(distill.lam, distill.ensemble, distill.gt_weight, distill.synthetic_weight,
+                                         self.data.dims, scales)
+        self.teachers = []
+        if self.online:
+            from workbench.teachers.fit import load_teacher
+            from workbench.teachers.zoo import load_zoo
+
+            zoo = load_zoo(recipe.reinforce.zoo)
+            self.teachers = [load_teacher(name, ws, zoo) for name in recipe.distilled_teachers]
+
+    def batch(self, step: int, part: slice) -> Batch:
+        b = self.stream.batch(step, part)
+        if self.online:
+            b = self._teach(b)
+        tokens = [b.tokens] + ([b.syn_tokens] if b.syn_tokens is not None else [])
+        targets = {"teacher_image": b.teacher_image, "teacher_text": b.teacher_text}
+        if b.teacher_syn is not None:
+            targets["teacher_syn"] = b.teacher_syn
+        return Batch(b.pixels, tokens, targets)
+
+    def _teach(self, b):
+        """The teachers' embeddings of this batch, computed now: the views they would have stored."""
+        from workbench.augment.policy import apply
+
+        data = self.data
+        images = data.images[b.indices]
+        with torch.no_grad():
+            b.teacher_image = torch.cat([t.encode_images(apply(images, b.params, data.policy, t.image_size,
+                                                                 data.source_size, data.reference_size))
+                                         for t in self.teachers], dim=1)
+            b.teacher_text = torch.cat([t.encode_texts(b.texts) for t in self.teachers], dim=1)
+            if b.syn_texts is not None:
+                b.teacher_syn = torch.cat([t.encode_texts(b.syn_texts) for t in self.teachers], dim=1)
+        return b
+
+    def epochs_at(self, step: int) -> float:
+        return self.stream.epochs_at(step)
+
+
 def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
                   reporter: Reporter | None = None, objective: str | None = None,
                   progress: bool = True) -> TrainSummary:
-    """Train ``recipe`` and write ``model.pt`` + ``summary.json`` + ``history.jsonl`` into ``out_dir``."""
+    """Train ``recipe`` and write ``model.pt`` + ``summary.json`` + ``history.jsonl`` into ``out_dir``.
+
+    Under torchrun every rank trains its share of each global batch; rank 0 evaluates, checkpoints and
+    writes the outputs.
+    """
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
     from workbench.evaluate.spec import load_suite
     from workbench.evaluate.suite import run_suite
 
@@ -133,72 +227,91 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
     cfg = recipe.train
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    rank, world = distributed()
+    if cfg.batch_size % (world * cfg.accumulate):
+        raise ValueError(f"train.batch_size {cfg.batch_size} does not split over {world} ranks × "
+                         f"{cfg.accumulate} micro-batches")
     seed_everything(recipe.seed)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
     model = create_student(recipe.model, cfg.logit_scale_init).to(device)
     tokenizer = get_tokenizer(recipe.model.name)
     image_size = image_size_of(model)
     encoder = make_encoder(model, recipe.model.name)
     optimizer = build_optimizer(model, cfg)
-    data = load_training_set(ws, recipe.data.train, training_load_size(image_size), recipe.seed, tokenizer,
-                             recipe.data.max_train_samples, progress=progress)
-    stream = BatchStream(data, cfg.batch_size, recipe.seed, image_size, recipe.augment)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    task = (ReinforcedTask if recipe.reinforce.teachers else PlainTask)(recipe, ws, image_size, tokenizer,
+                                                                        progress and rank == 0)
     suite = load_suite(recipe.eval.suite)
+    local = cfg.batch_size // world
+    part = slice(rank * local, (rank + 1) * local)
+    wrapped = model
+    if world > 1:
+        wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
     partial.mkdir(parents=True, exist_ok=True)
-    start = restore_checkpoint(partial, model, optimizer, device)
+    start = restore_checkpoint(partial, model, optimizer, device, ema)
     history = _load_history(partial, start)
-    (partial / HISTORY).write_text("".join(json.dumps(row) + "\n" for row in history))
-    for row in history:  # a resumed run shows the whole curve
-        reporter.log_metrics(row["metrics"], row["seen_samples"])
+    if rank == 0:
+        (partial / HISTORY).write_text("".join(json.dumps(row) + "\n" for row in history))
+        for row in history:  # a resumed run shows the whole curve
+            reporter.log_metrics(row["metrics"], row["seen_samples"])
 
     def record(metrics: dict[str, float], step: int) -> None:
+        if rank:
+            return
         row = {"train_step": step, "seen_samples": step * cfg.batch_size, "metrics": metrics}
         with open(partial / HISTORY, "a") as handle:
             handle.write(json.dumps(row) + "\n")
         reporter.log_metrics(metrics, row["seen_samples"])
 
+    def evaluated():
+        return make_encoder(ema.module, recipe.model.name) if ema is not None else encoder
+
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
                 else contextlib.nullcontext())
+    no_sync = wrapped.no_sync if world > 1 else None
     max_log_scale = math.log(cfg.logit_scale_max)
     loss_value, window_start, window_samples, train_seconds = float("nan"), time.perf_counter(), 0, 0.0
     model.train()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=None if progress else True,
-               leave=False)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
+               disable=None if (progress and rank == 0) else True, leave=False)
     for step in bar:
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        pixels, tokens = stream.batch(step)
-        with autocast:
-            out = model(pixels.to(device), tokens.to(device))
-            loss = clip_loss(out["image_features"].float(), out["text_features"].float(), out["logit_scale"])
-        loss_value = float(loss.detach())
+        batch = task.batch(step, part)
+        batch = Batch(batch.pixels.to(device), [t.to(device) for t in batch.tokens],
+                      {k: v.to(device) for k, v in batch.targets.items()})
+        optimizer.zero_grad(set_to_none=True)
+        loss = train_step(wrapped, encoder.normalize, batch, task.loss_fn, cfg.accumulate, autocast, no_sync)
+        loss_value = float(loss.total.detach())
         if not math.isfinite(loss_value):
             raise TrainingDiverged(f"loss is {loss_value} at step {step} (lr {lr:.3g}, logit scale "
-                                   f"{float(out['logit_scale'].detach()):.3g}); lower train.lr or raise warmup_steps")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+                                   f"{float(model.logit_scale.detach().exp()):.3g}); lower train.lr or raise "
+                                   f"warmup_steps")
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, max_log_scale)
+        if ema is not None:
+            ema.update_parameters(model)
         window_samples += cfg.batch_size
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
             elapsed = time.perf_counter() - window_start
             train_seconds += elapsed
+            parts = {f"train/{k}": float(v.detach()) for k, v in loss.parts.items()}
             record({"train/loss": loss_value, "train/lr": lr, "train/logit_scale": float(model.logit_scale.detach().exp()),
                     "train/samples_per_s": window_samples / max(elapsed, 1e-9),
-                    "train/epoch": stream.epochs_at(done)}, done)
+                    "train/epoch": task.epochs_at(done)} | parts, done)
             bar.set_postfix(loss=f"{loss_value:.3f}")
             window_samples = 0
-        if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            save_checkpoint(partial, model, optimizer, done)
-        if done % cfg.eval_every == 0 and done < cfg.steps:
+        if done % cfg.checkpoint_every == 0 and done < cfg.steps and rank == 0:
+            save_checkpoint(partial, model, optimizer, done, ema)
+        if done % cfg.eval_every == 0 and done < cfg.steps and rank == 0:
             model.eval()
-            result = run_suite(encoder, ws, suite)
+            result = run_suite(evaluated(), ws, suite)
             model.train()
             record({f"eval/{k}": v for k, v in result.metrics.items()}, done)
             if objective and reporter.should_prune(result.metrics[objective], done * cfg.batch_size):
@@ -206,15 +319,17 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
         window_start = time.perf_counter() if (done % cfg.log_every == 0) else window_start
     bar.close()
 
-    torch.save({"model": model.state_dict(), "model_name": recipe.model.name,
-                "recipe": recipe.model_dump(mode="json")}, out_dir / "model.pt")
+    final = ema.module if ema is not None else model
     summary = TrainSummary(steps=cfg.steps, seen_samples=cfg.steps * cfg.batch_size,
-                           epochs=stream.epochs_at(cfg.steps), final_loss=loss_value,
+                           epochs=task.epochs_at(cfg.steps), final_loss=loss_value,
                            train_seconds=train_seconds, samples_per_s=(cfg.steps - start) * cfg.batch_size
                            / max(train_seconds, 1e-9), parameters=count_parameters(model),
                            resumed_from_step=start)
-    (out_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
-    (out_dir / HISTORY).write_text((partial / HISTORY).read_text())
+    if rank == 0:
+        torch.save({"model": final.state_dict(), "model_name": recipe.model.name,
+                    "recipe": recipe.model_dump(mode="json")}, out_dir / "model.pt")
+        (out_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
+        (out_dir / HISTORY).write_text((partial / HISTORY).read_text())
     return summary
 
 

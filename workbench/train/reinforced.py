@@ -1,0 +1,183 @@
+"""A reinforced dataset in memory, and the batch stream that replays it for a student.
+
+Per sample and step: one stored augmentation (random, or epoch mod K) replayed at the student's
+resolution from the student's own decoded copy of the image, the matching stored teacher image
+embeddings (the distilled teachers' blocks only), the ground-truth caption with its teacher text
+embeddings, and one synthetic caption (from the chosen captioners, among the first n stored) with
+its teacher embeddings. As in ``data.BatchStream``, batch ``step`` is a pure function of (seed, step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from workbench.augment.policy import AugmentPolicy, AugParams, apply, decompress
+from workbench.config.recipe import Recipe
+from workbench.data.arrays import load_split_arrays
+from workbench.reinforce.dataset import ReinforcedDataset
+from workbench.reinforce.shards import syn_key
+from workbench.train.data import EpochOrder, _generator
+from workbench.workspace import Workspace
+
+
+@dataclass
+class ReinforcedSet:
+    images: torch.Tensor          # uint8 [N, L, L, 3] at the student's load size (or the source size)
+    source_size: int
+    reference_size: int
+    policy: AugmentPolicy
+    params: AugParams             # N·K rows: row n·K + k is augmentation k of sample n
+    augmentations: int
+    image_emb: torch.Tensor       # fp16 [N, K, D] — the distilled teachers' blocks, concatenated
+    text_emb: torch.Tensor        # fp16 [N, D] ground truth
+    tokens: torch.Tensor          # [N, context] ground truth
+    captions: list[str]
+    syn_emb: torch.Tensor         # fp16 [N, C·n, D] synthetic, captioner-major
+    syn_tokens: torch.Tensor      # [N, C·n, context]
+    syn_texts: list[list[str]]
+    syn_valid: torch.Tensor       # bool [N, C·n]: that caption exists (duplicates were dropped)
+    dims: list[int]               # width of each distilled teacher's block
+    teacher_scales: list[float]   # each distilled teacher's own trained logit scale
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+
+def _blocks(all_dims: list[int], names: list[str], used: list[str]) -> torch.Tensor:
+    """Column indices of the used teachers' blocks in the stored concatenation."""
+    starts = np.cumsum([0] + all_dims)
+    return torch.cat([torch.arange(starts[names.index(n)], starts[names.index(n) + 1]) for n in used])
+
+
+def load_reinforced_set(recipe: Recipe, reinforced: ReinforcedDataset, ws: Workspace, load_size: int, tokenizer,
+                        progress: bool = True) -> ReinforcedSet:
+    """Read every shard once into tensors; images come from the datasets' decoded arrays, joined by uid."""
+    manifest = reinforced.manifest
+    names = [t["name"] for t in manifest["teachers"]]
+    used = recipe.distilled_teachers
+    columns = _blocks([t["dim"] for t in manifest["teachers"]], names, used)
+    keys = [syn_key(c) for c in (recipe.distill.captioners or [c["name"] for c in manifest["captioners"]])]
+    per_captioner = manifest["captions"] if recipe.distill.synthetic_captions is None else recipe.distill.synthetic_captions
+    width = len(columns)
+
+    rows: dict[str, tuple[int, int]] = {}
+    arrays = []
+    for d, dataset in enumerate(manifest["datasets"]):
+        split = load_split_arrays(ws.dataset_dir(dataset), "train", load_size, progress=progress)
+        arrays.append(split)
+        rows |= {uid: (d, i) for i, uid in enumerate(split.uids)}
+    image_emb, text_emb, syn_emb, syn_valid, syn_texts, params_rows, images, captions = [], [], [], [], [], [], [], []
+    slots = len(keys) * per_captioner
+    for sample in reinforced.samples():
+        d, i = rows[sample.uid]
+        images.append(arrays[d].images[i])
+        captions.append(arrays[d].captions[i])
+        image_emb.append(torch.from_numpy(sample.image_emb)[:, columns].half())
+        text_emb.append(torch.from_numpy(sample.text_emb[0])[columns].half())
+        params_rows += sample.param_aug
+        texts, embs, valid = [], torch.zeros(slots, width, dtype=torch.float16), torch.zeros(slots, dtype=torch.bool)
+        for c, key in enumerate(keys):
+            stored = sample.syn_text.get(key, [])[:per_captioner]
+            for j, text in enumerate(stored):
+                embs[c * per_captioner + j] = torch.from_numpy(sample.syn_emb[key][j])[columns].half()
+                valid[c * per_captioner + j] = True
+            texts += stored + [""] * (per_captioner - len(stored))
+        syn_emb.append(embs)
+        syn_valid.append(valid)
+        syn_texts.append(texts)
+    if recipe.data.max_train_samples is not None and recipe.data.max_train_samples < len(captions):
+        keep = torch.randperm(len(captions), generator=_generator(recipe.seed, 7)).numpy()[:recipe.data.max_train_samples]
+        keep.sort()
+    else:
+        keep = np.arange(len(captions))
+    k = manifest["augmentations"]
+    params = decompress(params_rows, reinforced.policy).rows(torch.from_numpy(
+        (keep[:, None] * k + np.arange(k)[None]).reshape(-1)))
+    tokenize = lambda texts: torch.cat([tokenizer(texts[i:i + 4096]) for i in range(0, len(texts), 4096)])  # noqa: E731
+    kept_captions = [captions[i] for i in keep]
+    kept_syn = [syn_texts[i] for i in keep]
+    flat = [t for texts in kept_syn for t in texts]
+    syn_tokens = tokenize(flat).view(len(keep), slots, -1) if slots else torch.zeros(len(keep), 0, 1, dtype=torch.long)
+    scales = {t["name"]: t["logit_scale"] for t in manifest["teachers"]}
+    dims = {t["name"]: t["dim"] for t in manifest["teachers"]}
+    return ReinforcedSet(
+        images=torch.from_numpy(np.stack([images[i] for i in keep])), source_size=reinforced.source_size,
+        reference_size=reinforced.reference_size, policy=reinforced.policy, params=params, augmentations=k,
+        image_emb=torch.stack(image_emb)[keep], text_emb=torch.stack(text_emb)[keep], tokens=tokenize(kept_captions),
+        captions=kept_captions, syn_emb=torch.stack(syn_emb)[keep] if slots else torch.zeros(len(keep), 0, width),
+        syn_tokens=syn_tokens, syn_texts=kept_syn,
+        syn_valid=torch.stack(syn_valid)[keep] if slots else torch.zeros(len(keep), 0, dtype=torch.bool),
+        dims=[dims[n] for n in used], teacher_scales=[scales[n] for n in used])
+
+
+@dataclass
+class ReinforcedBatch:
+    pixels: torch.Tensor          # float [B, 3, S, S]
+    tokens: torch.Tensor          # ground truth (or, mixed in, a synthetic caption)
+    teacher_image: torch.Tensor   # [B, D]
+    teacher_text: torch.Tensor    # [B, D]
+    syn_tokens: torch.Tensor | None
+    teacher_syn: torch.Tensor | None
+    indices: torch.Tensor         # samples of the batch
+    params: AugParams             # the replayed augmentations
+    texts: list[str]              # the captions ``tokens`` encode (for teachers run online)
+    syn_texts: list[str] | None
+
+
+class ReinforcedStream:
+    """Batch ``step`` of the reinforced set for a student at ``out_size``.
+
+    Every choice (samples, augmentation, caption, mixing) is drawn for the whole global batch from the
+    step's generator, then ``part`` selects this rank's rows: ranks see disjoint slices of the batch a
+    single process would see.
+    """
+
+    def __init__(self, data: ReinforcedSet, recipe: Recipe, out_size: int):
+        self.order = EpochOrder(len(data), recipe.train.batch_size, recipe.seed)
+        self.data, self.recipe, self.out_size = data, recipe, out_size
+        self.batch_size, self.seed = recipe.train.batch_size, recipe.seed
+        distill = recipe.distill
+        self.synthetic = data.syn_valid.shape[1] > 0 and (distill.synthetic_weight > 0 or distill.mix_synthetic > 0)
+
+    def batch(self, step: int, part: slice = slice(None)) -> ReinforcedBatch:
+        data, distill = self.data, self.recipe.distill
+        indices, epochs = self.order.indices(step)
+        generator = _generator(self.seed, 3, step)
+        if distill.augmentation_order == "sequential":
+            augmentation = epochs % data.augmentations
+        else:
+            augmentation = torch.randint(data.augmentations, (len(indices),), generator=generator)
+        slot = torch.full((len(indices),), -1)
+        swap = torch.zeros(len(indices), dtype=torch.bool)
+        if self.synthetic:
+            valid = data.syn_valid[indices]
+            scores = torch.rand(valid.shape, generator=generator).masked_fill(~valid, -1.0)
+            slot = torch.where(valid.any(1), scores.argmax(1), slot)
+            if distill.mix_synthetic > 0:
+                swap = torch.rand(len(indices), generator=generator) < distill.mix_synthetic
+        indices, augmentation, slot, swap = indices[part], augmentation[part], slot[part], swap[part]
+
+        params = data.params.rows(indices * data.augmentations + augmentation)
+        pixels = apply(data.images[indices], params, data.policy, self.out_size, data.source_size, data.reference_size)
+        tokens, teacher_text = data.tokens[indices], data.text_emb[indices].float()
+        texts = [data.captions[i] for i in indices.tolist()]
+        syn_tokens = teacher_syn = syn_texts = None
+        if self.synthetic:  # a sample whose captions were all dropped as duplicates uses its ground truth
+            has = slot >= 0
+            syn_tokens = torch.where(has[:, None], data.syn_tokens[indices, slot.clamp(min=0)], tokens)
+            teacher_syn = torch.where(has[:, None], data.syn_emb[indices, slot.clamp(min=0)].float(), teacher_text)
+            syn_texts = [data.syn_texts[i][j] if j >= 0 else texts[n]
+                         for n, (i, j) in enumerate(zip(indices.tolist(), slot.tolist()))]
+            if distill.mix_synthetic > 0:  # one caption per image: the ground truth or, with p, a synthetic one
+                tokens = torch.where(swap[:, None], syn_tokens, tokens)
+                teacher_text = torch.where(swap[:, None], teacher_syn, teacher_text)
+                texts = [s if w else t for t, s, w in zip(texts, syn_texts, swap.tolist())]
+                syn_tokens = teacher_syn = syn_texts = None
+        return ReinforcedBatch(pixels, tokens, data.image_emb[indices, augmentation].float(), teacher_text, syn_tokens,
+                               teacher_syn, indices, params, texts, syn_texts)
+
+    def epochs_at(self, step: int) -> float:
+        return step * self.batch_size / len(self.data)
