@@ -11,6 +11,7 @@ direction instead (the other variant of the reference code).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,14 +39,14 @@ def distill_terms(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Te
                   ensemble: Ensemble = "kl") -> tuple[torch.Tensor, torch.Tensor]:
     """(image→text, text→image) distillation terms, each averaged over teachers (or their probabilities)."""
     student = logit_scale * image @ text.t()
-    teachers = [scale * ti.float() @ tt.float().t() for ti, tt, scale in zip(teacher_image, teacher_text, teacher_scales)]
+    teachers = [scale * ti.to(image.dtype) @ tt.to(image.dtype).t()
+                for ti, tt, scale in zip(teacher_image, teacher_text, teacher_scales)]
     if ensemble == "kl":
         image_to_text = sum(_kl_rows(F.log_softmax(t, dim=1), student) for t in teachers) / len(teachers)
         text_to_image = sum(_kl_rows(F.log_softmax(t.t(), dim=1), student.t()) for t in teachers) / len(teachers)
     else:
         def mean_log_probs(logits: list[torch.Tensor]) -> torch.Tensor:
-            return torch.logsumexp(torch.stack([F.log_softmax(x, dim=1) for x in logits]), dim=0) - \
-                torch.log(torch.tensor(float(len(logits))))
+            return torch.logsumexp(torch.stack([F.log_softmax(x, dim=1) for x in logits]), dim=0) - math.log(len(logits))
 
         image_to_text = _kl_rows(mean_log_probs(teachers), student)
         text_to_image = _kl_rows(mean_log_probs([t.t() for t in teachers]), student.t())
