@@ -28,7 +28,7 @@ def test_cells_are_mean_and_std_over_seeds_in_file_order():
     table = build_table(STUDY, runs, "t")
     assert list(table.table.index) == ["glyphs", "clipart-web"]
     assert list(table.table.columns) == ["0.001", "0.003"]
-    assert table.table.loc["glyphs", "0.001"] == "0.6000 ± 0.1414"
+    assert table.table.loc["glyphs", "0.001"] == "**0.6000 ± 0.1414**"  # the row's best (a tie: the first)
     assert table.means.loc["clipart-web", "0.001"] == pytest.approx(0.3)
     assert table.table.loc["clipart-web", "0.003"] == "–"
     assert "Chance: avg 0.1000" in table.to_markdown()
@@ -44,3 +44,15 @@ def test_newest_run_of_a_point_wins():
 def test_no_runs_says_what_to_do():
     with pytest.raises(LookupError, match="workbench study run"):
         build_table(STUDY, pd.DataFrame(), "t")
+
+
+def test_the_best_column_of_each_row_is_bold():
+    runs = pd.DataFrame([run_row(d, lr, s, avg) for d, lr, s, avg in [
+        ("glyphs", "0.001", 0, 0.5), ("glyphs", "0.003", 0, 0.7),
+        ("clipart-web", "0.001", 0, 0.4), ("clipart-web", "0.003", 0, 0.2)]])
+    table = build_table(STUDY, runs, "t")
+    assert table.table.loc["glyphs", "0.003"] == "**0.7000**" and table.table.loc["glyphs", "0.001"] == "0.5000"
+    assert table.table.loc["clipart-web", "0.001"] == "**0.4000**"
+    assert "Bold: the best lr of each row by mean avg." in table.to_markdown()
+    minimizing = STUDY.model_copy(update={"objective": STUDY.objective.model_copy(update={"direction": "minimize"})})
+    assert build_table(minimizing, runs, "t").table.loc["glyphs", "0.001"] == "**0.5000**"

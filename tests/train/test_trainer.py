@@ -86,3 +86,30 @@ def test_lr_schedule_warms_up_then_decays_to_min_lr():
     assert lr_at(10, cfg) == pytest.approx(1.0)
     assert lr_at(55, cfg) == pytest.approx(0.505)
     assert lr_at(100, cfg) == pytest.approx(0.01)
+
+
+def test_ema_weights_are_saved_and_resumed(shapes_ws, shapes_suite, tmp_path):
+    """With a decay of (almost) 1 the average stays at its first value: the weights after step 1."""
+    def weights(name, **overrides):
+        out = tmp_path / name
+        out.mkdir()
+        recipe = smoke_recipe(shapes_suite, **overrides)
+        train_student(recipe, shapes_ws, out, tmp_path / f"{name}.partial", progress=False)
+        return torch.load(out / "model.pt", weights_only=False)["model"]
+
+    one_step = weights("one", **{"train.steps": 1})
+    averaged = weights("ema", **{"train.ema": 1 - 1e-12})
+    raw = weights("raw")
+    for name, value in one_step.items():
+        assert torch.allclose(averaged[name], value, atol=1e-6), name
+    assert any(not torch.allclose(raw[n], one_step[n]) for n in raw)
+    with pytest.raises(Interrupt):  # resumes with its average (stored in the checkpoint)
+        train_student(smoke_recipe(shapes_suite, **{"train.ema": 1 - 1e-12}), shapes_ws, tmp_path / "ema",
+                      tmp_path / "resumed.partial", InterruptAfter(4 * 16), progress=False)
+    out = tmp_path / "resumed"
+    out.mkdir()
+    train_student(smoke_recipe(shapes_suite, **{"train.ema": 1 - 1e-12}), shapes_ws, out, tmp_path / "resumed.partial",
+                  progress=False)
+    resumed = torch.load(out / "model.pt", weights_only=False)["model"]
+    for name, value in one_step.items():
+        assert torch.allclose(resumed[name], value, atol=1e-6), name

@@ -23,12 +23,16 @@ class StudyTable:
     seeds: int
     command: str = ""
     """The command that renders this table again."""
+    best_note: str = ""
+    """Says which cells are bold (the best column of each row), when some are."""
 
     def to_markdown(self) -> str:
         lines = [f"# {self.title}", "",
                  f"{self.runs} runs; cells are mean ± std over {self.seeds} seed(s)."
                  + (f" Made by `{self.command}`." if self.command else ""), ""]
         lines.append(_markdown(self.table))
+        if self.best_note:
+            lines += ["", self.best_note]
         if self.chance:
             lines += ["", "Chance: " + ", ".join(f"{k} {v:.4f}" for k, v in self.chance.items())]
         return "\n".join(lines) + "\n"
@@ -92,8 +96,15 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
         present = [i for i in index if i in cells.index]
         cells, means = cells.loc[present], means.loc[present]
     cells = cells.fillna("–")
+    note = ""
+    if spec.columns and len(means.columns) > 1:  # the paper's convention: the best column of each row in bold
+        maximize = study.objective is None or study.objective.direction == "maximize"
+        best = means.idxmax(axis=1) if maximize else means.idxmin(axis=1)
+        for row, column in best.dropna().items():
+            cells.loc[row, column] = f"**{cells.loc[row, column]}**"
+        note = f"Bold: the best {spec.columns} of each row by mean {metrics[0]}."
     chance = {m: float(runs[f"metrics.chance/{m}"].mean()) for m in metrics if f"metrics.chance/{m}" in runs}
-    return StudyTable(title, cells, means, chance, len(runs), len(study.seed_list))
+    return StudyTable(title, cells, means, chance, len(runs), len(study.seed_list), best_note=note)
 
 
 def write_report(table: StudyTable, out_dir: Path, stem: str) -> tuple[Path, Path]:
