@@ -14,7 +14,9 @@ import torch
 from torchvision.ops import roi_align
 
 
-CROP_CHUNK = 16
+GRID_POINTS = 1 << 17
+"""Sampling points per grid_sample call: small enough for the grid to stay in cache (at 96 px output,
+2x supersampled, chunks of 256 images ran at half the speed of chunks of 8–16)."""
 
 
 @dataclass
@@ -83,8 +85,8 @@ def crop_resize(images: torch.Tensor, params: CropParams, out_size: int) -> torc
     out = torch.empty(batch, 3, out_size, out_size)
     for factor in factors.unique().tolist():
         rows = (factors == factor).nonzero().squeeze(1)
-        for chunk in rows.split(CROP_CHUNK):
-            size = out_size * factor
+        size = out_size * factor
+        for chunk in rows.split(max(1, GRID_POINTS // (size * size))):
             grid = torch.nn.functional.affine_grid(theta[chunk], [len(chunk), 3, size, size], align_corners=False)
             sampled = torch.nn.functional.grid_sample(pixels[chunk], grid, mode="bilinear", padding_mode="border",
                                                       align_corners=False)

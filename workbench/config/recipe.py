@@ -36,6 +36,9 @@ class AugmentConfig(Strict):
     """Horizontal flips; off by default: a mirrored glyph or a mirrored word is a different picture."""
     enabled: bool = True
     """False trains on the whole image, resized, with no randomness."""
+    policy: Preset | AugmentPolicy | None = None
+    """Sample a replayable policy (weak, strong, datacompdr or a full policy) at every step instead of
+    the crop above — what reinforcement stores, drawn online (MobileCLIP2 Tab. 5's strong augmentation)."""
 
 
 class TrainConfig(Strict):
@@ -171,12 +174,12 @@ class Recipe(Strict):
     def identity(self) -> dict:
         """What a trained student depends on: everything but the name. Sections and fields added after
         plain-CLIP results were cached are left out while they hold their defaults (no reinforcement,
-        no accumulation, no EMA), so those results keep their keys."""
+        no accumulation, no EMA, no sampled policy), so those results keep their keys."""
         tree = self.model_dump(mode="json", exclude={"name"})
         if not self.reinforce.teachers:
             tree.pop("reinforce")
             tree.pop("distill")
-        for key, default in (("accumulate", 1), ("ema", None)):
-            if tree["train"][key] == default:
-                tree["train"].pop(key)
+        for section, key, default in (("train", "accumulate", 1), ("train", "ema", None), ("augment", "policy", None)):
+            if tree[section][key] == default:
+                tree[section].pop(key)
         return tree

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from workbench.augment.crop import apply_crop, full_image_params, sample_crop_params
+from workbench.augment.policy import resolve_policy, sample
 from workbench.config.recipe import AugmentConfig
 from workbench.data.arrays import load_split_arrays
 from workbench.workspace import Workspace
@@ -90,6 +91,10 @@ class BatchStream:
         indices, _ = self.order.indices(step)
         images = self.data.images[indices]
         size = images.shape[1]
+        if self.augment.enabled and self.augment.policy is not None:
+            pixels, _ = sample(images, resolve_policy(self.augment.policy), self.out_size,
+                               _generator(self.seed, 2, step))
+            return pixels, self.data.tokens[indices]
         if self.augment.enabled:
             params = sample_crop_params(len(indices), size, self.augment.crop_scale, self.augment.crop_ratio,
                                         self.augment.flip, _generator(self.seed, 2, step))
