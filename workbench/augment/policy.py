@@ -71,7 +71,7 @@ PRESETS = {
     # Crops only, half the image or more: the plain-CLIP recipe's augmentation.
     "weak": AugmentPolicy(crop_scale=(0.5, 1.0)),
     # Tab. 15's crop range with RandAugment (2 ops, magnitude 9 of 31 as DataCompDR), a tone change to
-    # 25–40 dB half the time, and RandomErasing a quarter of the time.
+    # Tab. 15's RangeAugment target (20–40 dB) half the time, and RandomErasing a quarter of the time.
     "strong": AugmentPolicy(crop_scale=(0.08, 1.0), randaugment_ops=2, tone_psnr=(20.0, 40.0), tone_p=0.5,
                             erase_p=0.25),
     # The released DataCompDR-12M reinforcement: RandomResizedCrop + RandAugment only.
