@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from workbench.augment.policy import AugmentPolicy, Preset
 
@@ -39,6 +39,15 @@ class AugmentConfig(Strict):
     policy: Preset | AugmentPolicy | None = None
     """Sample a replayable policy (weak, strong, datacompdr or a full policy) at every step instead of
     the crop above — what reinforcement stores, drawn online (MobileCLIP2 Tab. 5's strong augmentation)."""
+
+    @model_serializer(mode="wrap")
+    def _without_unset_policy(self, handler):
+        """Unset, the policy is left out of dumps: stage keys hashed from them (students, captioners)
+        stay those of results cached before the field existed."""
+        data = handler(self)
+        if self.policy is None:
+            data.pop("policy", None)
+        return data
 
 
 class TrainConfig(Strict):
@@ -174,12 +183,12 @@ class Recipe(Strict):
     def identity(self) -> dict:
         """What a trained student depends on: everything but the name. Sections and fields added after
         plain-CLIP results were cached are left out while they hold their defaults (no reinforcement,
-        no accumulation, no EMA, no sampled policy), so those results keep their keys."""
+        no accumulation, no EMA), so those results keep their keys."""
         tree = self.model_dump(mode="json", exclude={"name"})
         if not self.reinforce.teachers:
             tree.pop("reinforce")
             tree.pop("distill")
-        for section, key, default in (("train", "accumulate", 1), ("train", "ema", None), ("augment", "policy", None)):
-            if tree[section][key] == default:
-                tree[section].pop(key)
+        for key, default in (("accumulate", 1), ("ema", None)):
+            if tree["train"][key] == default:
+                tree["train"].pop(key)
         return tree
