@@ -54,6 +54,15 @@ def test_rerun_reuses_every_trial_and_adds_no_runs(shapes_ws, shapes_study):
     assert len(runs_of(shapes_ws, "trial")) == 4
 
 
+def test_a_training_code_version_bump_runs_every_point_again(shapes_ws, shapes_study, monkeypatch):
+    from workbench.study import pipeline
+
+    run_study(shapes_study, shapes_ws, progress=False)
+    monkeypatch.setattr(pipeline, "TRAIN_VERSION", pipeline.TRAIN_VERSION + 1)
+    summary = run_study(shapes_study, shapes_ws, progress=False)
+    assert (summary.reused, summary.ran) == (0, 4)
+
+
 def test_a_changed_recipe_runs_its_points_again_and_reports_only_them(shapes_ws, shapes_study):
     run_study(shapes_study, shapes_ws, progress=False)
     shapes_study.write_text(shapes_study.read_text().replace("train.steps: 6", "train.steps: 5"))

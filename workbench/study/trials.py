@@ -29,14 +29,18 @@ class TrialSpec:
     def point_id(self) -> str:
         """Stable name of the grid point and of what it resolves to.
 
-        The same axes, seed, recipe and eval suite give the same id on every run; a point whose recipe
-        or suite changed (a new profile default, an edited `set`) is a new point, so its stale result
-        is neither reused nor reported.
+        The same axes, seed, recipe, eval suite and stage versions give the same id on every run; a
+        point whose recipe or suite changed (a new profile default, an edited `set`), or whose training
+        or evaluation code changed meaning (a stage version bump), is a new point, so its stale result is
+        neither reused nor reported.
         """
-        from workbench.study.pipeline import suite_identity
+        from workbench.study.pipeline import EVAL_VERSION, TRAIN_VERSION, suite_identity
 
-        payload = json.dumps({"axes": self.axis_labels, "seed": self.seed, "recipe": {"name": self.recipe.name, **self.recipe.identity()},
-                              "suite": suite_identity(self.recipe.eval.suite)}, sort_keys=True, default=str)
+        payload = json.dumps({"axes": self.axis_labels, "seed": self.seed,
+                              "recipe": {"name": self.recipe.name, **self.recipe.identity()},
+                              "suite": suite_identity(self.recipe.eval.suite),
+                              "versions": {"train": TRAIN_VERSION, "eval": EVAL_VERSION}},
+                             sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     @property
