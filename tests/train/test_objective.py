@@ -29,7 +29,7 @@ def _gradients(loss_fn, batch: Batch, accumulate: int) -> tuple[dict[str, torch.
     model = create_student(ModelConfig(name="micro-vit-xs"), 10.0)
     encoder = make_encoder(model, "micro-vit-xs")
     parts = train_step(model, encoder.normalize, batch, loss_fn, accumulate, contextlib.nullcontext())
-    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, float(parts.total)
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, float(parts.total.detach())
 
 
 @pytest.mark.parametrize("loss", ["clip", "distill", "distill+synthetic"])
