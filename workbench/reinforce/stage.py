@@ -147,11 +147,12 @@ def planned_inputs(config: ReinforceConfig, datasets: list[str], ws: Workspace) 
     return {"datasets": fingerprints, "teachers": teachers, "captions": captions}
 
 
-def reinforce_key(recipe: Recipe, ws: Workspace) -> str:
-    """The stage's key for ``recipe``: its reinforce section's content and the keys of its inputs."""
+def reinforce_key(recipe: Recipe, ws: Workspace, planned: dict | None = None) -> str:
+    """The stage's key for ``recipe``: its reinforce section's content and the keys of its inputs
+    (``planned``, from ``planned_inputs``, when already computed)."""
     datasets = list(recipe.data.train)
     config = {"config": _stage_config(recipe.reinforce), "datasets": datasets}
-    return stage_key(STAGE, VERSION, config, planned_inputs(recipe.reinforce, datasets, ws))
+    return stage_key(STAGE, VERSION, config, planned or planned_inputs(recipe.reinforce, datasets, ws))
 
 
 def teacher_dim(name: str, config: ReinforceConfig, ws: Workspace) -> int:
@@ -480,18 +481,18 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
     policy = resolved_policy(config)
     datasets = list(recipe.data.train)
     ensure_datasets(datasets, ws.ensure(), progress)
-    teachers = _teacher_records(config, ws, progress)
-    captions, captioners = _captions(config, datasets, ws, progress)
-    key = reinforce_key(recipe, ws)
     planned = planned_inputs(config, datasets, ws)
-    if planned["captions"] != {c["name"]: c["captions"] for c in captioners}:  # a bug, not a user error
-        raise RuntimeError("caption sets differ from the ones the stage key was computed for")
+    key = reinforce_key(recipe, ws, planned)
     cache = StageCache(ws.cache_dir)
     tracker = Tracker(ws)
     tag = f"{TAG_PREFIX}stage.{STAGE}"
     rank, world = rank_and_world()
-    if cache.has(STAGE, key) and (rank or tracker.find_runs(EXPERIMENT, {tag: key})):
+    if cache.has(STAGE, key) and (rank or tracker.find_runs(EXPERIMENT, {tag: key})):  # before fitting anything
         return Reinforced(key, cache.path(STAGE, key), True, ReinforcedDataset.open(cache.path(STAGE, key)))
+    teachers = _teacher_records(config, ws, progress)
+    captions, captioners = _captions(config, datasets, ws, progress)
+    if planned["captions"] != {c["name"]: c["captions"] for c in captioners}:  # a bug, not a user error
+        raise RuntimeError("caption sets differ from the ones the stage key was computed for")
     reference = max(t["image_size"] for t in teachers)
     setup = Setup(ws, config, policy, list(config.teachers), captions, source_size=max(128, reference),
                   reference_size=reference, partial=cache.partial_dir(STAGE, key), threads=0)
