@@ -31,6 +31,7 @@ from tqdm import tqdm
 from workbench.augment.policy import AugmentPolicy, apply, compress, resolve_policy, sample
 from workbench.config.overrides import ConfigError
 from workbench.config.recipe import Recipe, ReinforceConfig
+from workbench.distributed import rank_and_world
 from workbench.reinforce.dataset import MANIFEST, ReinforcedDataset
 from workbench.reinforce.shards import CorruptShardError, encode_npz, iter_tar_samples, syn_key, to_stored, write_shard
 from workbench.reinforce.storage import render_storage, storage_report
@@ -382,14 +383,6 @@ def _run_local(jobs: list[ShardJob], setup: Setup, progress: bool) -> None:
         futures = [pool.submit(run_jobs, jobs[w::workers], per_worker, progress and w == 0) for w in range(workers)]
         for future in futures:
             future.result()
-
-
-def rank_and_world() -> tuple[int, int]:
-    """Position among machines, from torchrun's environment (one machine when unset)."""
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if not 0 <= rank < world:
-        raise ConfigError("RANK / WORLD_SIZE", f"rank {rank} is outside a world of {world}")
-    return rank, world
 
 
 # ---------------------------------------------------------------------------------------- the stage

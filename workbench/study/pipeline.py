@@ -7,12 +7,12 @@ training key and the suite. A trial whose stages are all cached costs a few file
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.config.recipe import Recipe
+from workbench.distributed import rank_and_world
 from workbench.study.cache import StageCache, StageResult, stage_key
 from workbench.train.trainer import Reporter, train_student
 from workbench.workspace import Workspace
@@ -71,7 +71,7 @@ def run_train_stage(recipe: Recipe, ws: Workspace, reporter: Reporter | None, ob
                     progress: bool) -> StageResult:
     cache = StageCache(ws.cache_dir)
     key = train_key(recipe, ws)
-    rank = int(os.environ.get("RANK", 0))
+    rank, _ = rank_and_world()
     if rank and not cache.has("train", key):  # under torchrun: rank 0 builds the artifact, the others train beside it
         with tempfile.TemporaryDirectory() as scratch:
             train_student(recipe, ws, Path(scratch), cache.partial_dir("train", key), None, objective, False)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import yaml
 
 from workbench.config.overrides import ConfigError, check_key
 from workbench.config.resolve import resolve_recipe
+from workbench.distributed import rank_and_world
 from workbench.study.pipeline import run_train_stage, run_trial_stages
 from workbench.study.prepare import prepare_inputs
 from workbench.workspace import Workspace
@@ -30,7 +29,7 @@ def parse_sets(sets: tuple[str, ...]) -> dict:
 def train_single(recipe_name: str, profile: str, sets: tuple[str, ...], ws: Workspace) -> str:
     recipe = resolve_recipe(recipe_name, profile, [("--set", parse_sets(sets))])
     prepare_inputs([recipe], ws)
-    if rank := int(os.environ.get("RANK", 0)):  # under torchrun: rank 0 writes, evaluates and reports
+    if rank := rank_and_world()[0]:  # under torchrun: rank 0 writes, evaluates and reports
         run_train_stage(recipe, ws, None, None, False)
         return f"rank {rank}: trained its share of every batch"
     outcome = run_trial_stages(recipe, ws)

@@ -131,7 +131,9 @@ def distributed() -> tuple[int, int]:
     """(rank, world size); under torchrun, initialises the process group (nccl on GPUs, gloo on CPUs)."""
     import torch.distributed as dist
 
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    from workbench.distributed import rank_and_world
+
+    _, world = rank_and_world()
     if world == 1:
         return 0, 1
     if not dist.is_initialized():
