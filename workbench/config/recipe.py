@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
@@ -11,6 +11,18 @@ from workbench.augment.policy import AugmentPolicy, Preset
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    omitted_at_default: ClassVar[dict[str, object]] = {}
+    """Fields added after results were cached: left out of dumps while they hold these values, so the
+    stage keys hashed from dumps (students, captioners) stay those of the cached results."""
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults_added_later(self, handler):
+        data = handler(self)
+        for key, default in self.omitted_at_default.items():
+            if getattr(self, key) == default:
+                data.pop(key, None)
+        return data
 
 
 class DataConfig(Strict):
@@ -40,14 +52,7 @@ class AugmentConfig(Strict):
     """Sample a replayable policy (weak, strong, datacompdr or a full policy) at every step instead of
     the crop above — what reinforcement stores, drawn online (MobileCLIP2 Tab. 5's strong augmentation)."""
 
-    @model_serializer(mode="wrap")
-    def _without_unset_policy(self, handler):
-        """Unset, the policy is left out of dumps: stage keys hashed from them (students, captioners)
-        stay those of results cached before the field existed."""
-        data = handler(self)
-        if self.policy is None:
-            data.pop("policy", None)
-        return data
+    omitted_at_default: ClassVar[dict[str, object]] = {"policy": None}
 
 
 class TrainConfig(Strict):
@@ -66,6 +71,8 @@ class TrainConfig(Strict):
     logit_scale_max: float = Field(default=100.0, gt=0)      # CLIP's clamp
     threads: int = Field(default=0, ge=0)
     """torch threads per trial (0 = torch's default); trials in parallel workers want 1 each."""
+    omitted_at_default: ClassVar[dict[str, object]] = {"accumulate": 1, "ema": None}
+
     accumulate: int = Field(default=1, gt=0)
     """Micro-batches per step: the loss's similarity matrices still span the whole batch."""
     ema: float | None = Field(default=None, gt=0, lt=1)
@@ -181,14 +188,10 @@ class Recipe(Strict):
         return list(self.distill.teachers) if self.distill.teachers is not None else list(self.reinforce.teachers)
 
     def identity(self) -> dict:
-        """What a trained student depends on: everything but the name. Sections and fields added after
-        plain-CLIP results were cached are left out while they hold their defaults (no reinforcement,
-        no accumulation, no EMA), so those results keep their keys."""
+        """What a trained student depends on: everything but the name, and no reinforcement sections
+        while reinforcement is off (so plain-CLIP results keep their keys)."""
         tree = self.model_dump(mode="json", exclude={"name"})
         if not self.reinforce.teachers:
             tree.pop("reinforce")
             tree.pop("distill")
-        for key, default in (("accumulate", 1), ("ema", None)):
-            if tree["train"][key] == default:
-                tree["train"].pop(key)
         return tree
