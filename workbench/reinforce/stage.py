@@ -31,6 +31,7 @@ from tqdm import tqdm
 from workbench.augment.policy import AugmentPolicy, apply, compress, resolve_policy, sample
 from workbench.config.overrides import ConfigError
 from workbench.config.recipe import Recipe, ReinforceConfig
+from workbench.data.shards import shard_key
 from workbench.distributed import rank_and_world
 from workbench.reinforce.dataset import MANIFEST, ReinforcedDataset
 from workbench.reinforce.shards import CorruptShardError, encode_npz, iter_tar_samples, syn_key, to_stored, write_shard
@@ -291,7 +292,7 @@ def reinforce_shard(job: ShardJob, setup: Setup, teachers, captions: dict[str, d
             caption_bytes += sum(len(c.encode("utf-8")) for c in caps)
         rows_stored += sum(len(a) for a in arrays.values())
         numbers += sum(_count_numbers(p) for p in params_rows[i])
-        samples.append({"__key__": f"{i:06d}_{uid_key(uid)}", "json": {"uid": uid, "dataset": job.dataset},
+        samples.append({"__key__": f"{i:06d}_{shard_key(uid)}", "json": {"uid": uid, "dataset": job.dataset},
                         "paug.json": {"param_aug": params_rows[i]}, "syn.json": syn, "npz": encode_npz(arrays)})
     entry = write_shard(setup.partial / job.name, samples, config.compress)
     entry |= {"dataset": job.dataset, "source": job.source.name, "raw": {
@@ -300,12 +301,6 @@ def reinforce_shard(job: ShardJob, setup: Setup, teachers, captions: dict[str, d
         "text_forward_seconds": text_seconds, "augmented_images": len(uids) * config.augmentations}
     _write_sidecar(setup.partial, job, entry)
     return entry
-
-
-def uid_key(uid: str) -> str:
-    from workbench.data.shards import shard_key
-
-    return shard_key(uid)
 
 
 def _count_numbers(value) -> int:
