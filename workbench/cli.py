@@ -328,7 +328,8 @@ def reinforce_command(ws: Workspace, recipe: str, profile: str, sets: tuple[str,
 
 @main.command("eval")
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.option("--suite", type=click.Path(exists=True), help="Eval-suite YAML [default: the built-in suite].")
+@click.option("--suite", help="Eval-suite YAML, or `validation` for the shipped tuning suite "
+                               "[default: the built-in suite].")
 @click.pass_obj
 def evaluate(ws: Workspace, checkpoint: Path, suite: str | None) -> None:
     """Run the eval suite on a trained student (a model.pt from the stage cache)."""

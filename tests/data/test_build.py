@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from workbench.data.build import SOURCES, build_dataset, list_datasets
-from workbench.data.shards import iter_split, read_manifest, split_of
+from workbench.data.arrays import load_split_arrays, load_training_arrays
+from workbench.data.shards import in_validation, iter_split, read_manifest, split_of
 from workbench.data.sources.clipart_web import find_author_tokens, make_caption, title_tokens
 from workbench.data.sources.glyphs import caption_and_classes, descriptive_name
 from workbench.data.sources.tuxpaint import read_caption
@@ -32,6 +33,21 @@ def test_train_and_eval_never_share_a_group(real_root):
     for name in ("glyphs", "clipart-web", "tuxpaint", "emoji"):
         groups = {split: {s.group for s in iter_split(ws.dataset_dir(name), split)} for split in ("train", "eval")}
         assert not groups["train"] & groups["eval"], name
+
+
+def test_the_validation_slice_is_a_group_closed_tenth_of_train_that_holdout_leaves_out(real_root):
+    ws = Workspace.resolve(real_root)
+    for name in ("glyphs", "clipart-web"):
+        train = load_split_arrays(ws.dataset_dir(name), "train", 16, progress=False)
+        validation = load_split_arrays(ws.dataset_dir(name), "validation", 16, progress=False)
+        rest = load_training_arrays(ws.dataset_dir(name), 16, holdout=True, progress=False)
+        assert 0.05 < len(validation) / len(train) < 0.16, name
+        assert sorted(validation.uids + rest.uids) == sorted(train.uids)
+        assert not set(validation.groups) & set(rest.groups), name  # a glyph's fonts never straddle the slice
+        assert all(in_validation(g) for g in validation.groups)
+        row = train.uids.index(validation.uids[0])
+        assert (validation.images[0] == train.images[row]).all() and validation.captions[0] == train.captions[row]
+        assert load_training_arrays(ws.dataset_dir(name), 16, holdout=False, progress=False).uids == train.uids
 
 
 def test_a_second_build_is_a_hit_and_a_new_limit_rebuilds(tmp_path):

@@ -18,6 +18,14 @@ def test_default_suite_loads_and_headlines_refer_to_its_tasks():
     assert load_suite(DEFAULT_SUITE) == suite
 
 
+def test_the_validation_suite_mirrors_the_default_one_on_the_slice_only():
+    default, validation = load_suite(), load_suite("validation")
+    assert all(t.split == "validation" for t in validation.tasks)  # tuning never reads the eval split
+    assert {t.name for t in validation.tasks} <= {t.name for t in default.tasks}
+    assert validation.headline["zeroshot"] == default.headline["zeroshot"]
+    assert validation.headline["retrieval"] == default.headline["retrieval"]
+
+
 def _suite(**changes) -> dict:
     raw = {"tasks": [{"name": "zs_a", "kind": "zeroshot", "dataset": "a", "field": "f", "domain": "transfer",
                       "templates": ["a {}."]}],

@@ -7,6 +7,7 @@ import torch
 from mlflow import MlflowClient
 
 from workbench.augment.policy import apply, compress
+from workbench.data.shards import in_validation
 from workbench.models.students import get_tokenizer
 from workbench.reinforce.stage import reinforce
 from workbench.train.reinforced import ReinforcedStream, load_reinforced_set
@@ -68,6 +69,17 @@ def test_mixing_and_caption_choice(reinforce_root, reinforce_ws):
     assert all(t not in data.captions for t in batch.texts if t)  # every caption swapped for a synthetic one
     r, _, data = _set(reinforce_root, reinforce_ws, synthetic_captions=0)
     assert ReinforcedStream(data, r, 24).batch(0).syn_tokens is None
+
+
+def test_holdout_leaves_the_validation_slice_out_of_the_reinforced_set(reinforce_root, reinforce_ws):
+    r, reinforced, full = _set(reinforce_root, reinforce_ws)
+    held = r.model_copy(update={"data": r.data.model_copy(update={"holdout": True})})
+    data = load_reinforced_set(held, reinforced, reinforce_ws, 48, get_tokenizer("micro-vit-xs"), progress=False)
+    slice_ = {s.uid for s in reinforced.samples() if in_validation(s.uid)}  # shapes samples are their own group
+    assert 0 < len(slice_) < len(full) and len(data) == len(full) - len(slice_)
+    kept = [i for i, s in enumerate(reinforced.samples()) if s.uid not in slice_]
+    assert data.captions == [full.captions[i] for i in kept]
+    assert torch.equal(data.image_emb, full.image_emb[kept])
 
 
 @pytest.mark.slow

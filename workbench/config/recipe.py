@@ -30,6 +30,11 @@ class DataConfig(Strict):
     """Datasets whose train splits are mixed into the training set (built with `workbench data build`)."""
     max_train_samples: int | None = Field(default=None, gt=0)
     """Cap on training samples (first N in a seeded shuffle): for quick runs and data-scaling axes."""
+    holdout: bool = False
+    """Leave the validation slice (a fixed, group-hashed 10% of every train split) out of training, so a
+    recipe can be tuned on the `validation` eval suite without ever looking at the eval split."""
+
+    omitted_at_default: ClassVar[dict[str, object]] = {"holdout": False}
 
 
 class ModelConfig(Strict):
@@ -86,7 +91,8 @@ class TrainConfig(Strict):
 
 class EvalConfig(Strict):
     suite: str | None = None
-    """Path to an eval-suite YAML; None uses the default suite (workbench/evaluate/suite.yaml)."""
+    """Path to an eval-suite YAML, or the name of a shipped one (`validation`: the tuning suite on the
+    validation slice); None uses the default suite (workbench/evaluate/suite.yaml)."""
 
 
 class ReinforceConfig(Strict):

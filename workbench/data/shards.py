@@ -26,6 +26,10 @@ from PIL import Image
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "eval")
+VALIDATION = "validation"
+"""A slice of the train split, not a stored split: recipes are tuned on it (with ``data.holdout`` the
+student never trains on it), so the eval split is never used to choose anything."""
+VALIDATION_SHARE = 0.1
 
 
 @dataclass
@@ -38,10 +42,20 @@ class Sample:
     group: str = ""  # samples sharing a group land in the same split (e.g. one glyph in many fonts)
 
 
-def split_of(group: str, eval_fraction: float, salt: str = "workbench-split-v1") -> str:
-    """Deterministic split from a hash of the group key: stable across machines and runs."""
-    digest = hashlib.sha256(f"{salt}:{group}".encode()).digest()
-    return "eval" if int.from_bytes(digest[:8], "big") / 2**64 < eval_fraction else "train"
+def _hashed_unit(salt: str, group: str) -> float:
+    """A group key hashed to [0, 1): stable across machines and runs."""
+    return int.from_bytes(hashlib.sha256(f"{salt}:{group}".encode()).digest()[:8], "big") / 2**64
+
+
+def split_of(group: str, eval_fraction: float) -> str:
+    """Deterministic split from a hash of the group key."""
+    return "eval" if _hashed_unit("workbench-split-v1", group) < eval_fraction else "train"
+
+
+def in_validation(group: str) -> bool:
+    """Whether a train-split group belongs to the validation slice: hashed by group like the splits (renders
+    and duplicates of one item stay together), with its own salt so the slice is independent of them."""
+    return _hashed_unit("workbench-validation-v1", group) < VALIDATION_SHARE
 
 
 def shard_key(uid: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from workbench.data.arrays import SplitArrays, load_split_arrays
-from workbench.data.shards import MANIFEST, read_manifest
+from workbench.data.shards import MANIFEST, VALIDATION, read_manifest
 from workbench.evaluate.spec import RetrievalTask, ZeroShotTask
 from workbench.models.encoder import ImageTextEncoder
 
@@ -64,7 +64,7 @@ def load_arrays(dataset_dir: Path, split: str, size: int) -> tuple[ArraysKey, Sp
         raise DatasetMissingError(f"eval dataset {dataset_dir.name!r} is not built (no {dataset_dir / MANIFEST}); "
                                   f"build it with `workbench data build {dataset_dir.name}`")
     manifest = read_manifest(dataset_dir)
-    if split not in manifest["splits"]:
+    if (split if split != VALIDATION else "train") not in manifest["splits"]:
         raise ValueError(f"dataset {dataset_dir.name!r} has no {split!r} split (it has {sorted(manifest['splits'])})")
     key = (str(dataset_dir.resolve()), split, size, manifest["fingerprint"])
     if key not in _ARRAYS:

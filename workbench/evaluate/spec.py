@@ -123,8 +123,10 @@ class Suite(_Strict):
 
 
 def load_suite(path: str | Path | None = None) -> Suite:
-    """Load and validate a suite file; no path gives the default suite."""
+    """Load and validate a suite file; no path gives the default suite, a bare name a shipped suite."""
     path = Path(path) if path is not None else DEFAULT_SUITE
+    if path.parent == Path(".") and not path.suffix and (shipped := DEFAULT_SUITE.with_name(f"{path}.yaml")).exists():
+        path = shipped
     try:
         return Suite.model_validate(yaml.safe_load(path.read_text()))
     except ValidationError as err:

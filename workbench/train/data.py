@@ -14,7 +14,7 @@ import torch
 from workbench.augment.crop import apply_crop, full_image_params, sample_crop_params
 from workbench.augment.policy import resolve_policy, sample
 from workbench.config.recipe import AugmentConfig
-from workbench.data.arrays import load_split_arrays
+from workbench.data.arrays import load_training_arrays
 from workbench.workspace import Workspace
 
 
@@ -37,11 +37,12 @@ class TrainingSet:
 
 
 def load_training_set(ws: Workspace, datasets: list[str], size: int, seed: int, tokenizer,
-                      max_samples: int | None = None, progress: bool = True) -> TrainingSet:
-    """Concatenate the train splits of ``datasets`` (decoded at ``size`` px), optionally capped."""
+                      max_samples: int | None = None, progress: bool = True, holdout: bool = False) -> TrainingSet:
+    """Concatenate the train splits of ``datasets`` (decoded at ``size`` px; without the validation slice
+    if ``holdout``), optionally capped."""
     images, captions, fingerprints = [], [], {}
     for name in datasets:
-        arrays = load_split_arrays(ws.dataset_dir(name), "train", size, progress=progress)
+        arrays = load_training_arrays(ws.dataset_dir(name), size, holdout, progress=progress)
         images.append(arrays.images)
         captions.extend(arrays.captions)
         fingerprints[name] = arrays.fingerprint

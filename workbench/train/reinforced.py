@@ -16,7 +16,7 @@ import torch
 
 from workbench.augment.policy import AugmentPolicy, AugParams, apply, decompress
 from workbench.config.recipe import Recipe
-from workbench.data.arrays import load_split_arrays
+from workbench.data.arrays import load_training_arrays
 from workbench.reinforce.dataset import ReinforcedDataset
 from workbench.reinforce.shards import syn_key
 from workbench.train.data import EpochOrder, _generator
@@ -66,12 +66,14 @@ def load_reinforced_set(recipe: Recipe, reinforced: ReinforcedDataset, ws: Works
     rows: dict[str, tuple[int, int]] = {}
     arrays = []
     for d, dataset in enumerate(manifest["datasets"]):
-        split = load_split_arrays(ws.dataset_dir(dataset), "train", load_size, progress=progress)
+        split = load_training_arrays(ws.dataset_dir(dataset), load_size, recipe.data.holdout, progress=progress)
         arrays.append(split)
         rows |= {uid: (d, i) for i, uid in enumerate(split.uids)}
     image_emb, text_emb, syn_emb, syn_valid, syn_texts, params_rows, images, captions = [], [], [], [], [], [], [], []
     slots = len(keys) * per_captioner
     for sample in reinforced.samples():
+        if recipe.data.holdout and sample.uid not in rows:  # in the held-out validation slice
+            continue
         d, i = rows[sample.uid]
         images.append(arrays[d].images[i])
         captions.append(arrays[d].captions[i])

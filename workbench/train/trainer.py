@@ -146,7 +146,7 @@ class PlainTask:
 
     def __init__(self, recipe: Recipe, ws: Workspace, image_size: int, tokenizer, progress: bool):
         data = load_training_set(ws, recipe.data.train, training_load_size(image_size), recipe.seed, tokenizer,
-                                 recipe.data.max_train_samples, progress=progress)
+                                 recipe.data.max_train_samples, progress=progress, holdout=recipe.data.holdout)
         self.stream = BatchStream(data, recipe.train.batch_size, recipe.seed, image_size, recipe.augment)
         self.loss_fn = plain_clip_loss
 
