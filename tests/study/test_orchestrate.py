@@ -74,6 +74,14 @@ def test_a_changed_recipe_runs_its_points_again_and_reports_only_them(shapes_ws,
     assert "4 runs;" in text
 
 
+def test_an_added_axis_value_and_seed_run_only_the_new_points(shapes_ws, tmp_path, study_writer):
+    study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 2.0e-3]}", seeds=1)
+    assert run_study(study, shapes_ws, progress=False).ran == 2
+    study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 2.0e-3, 3.0e-3]}", seeds=2)
+    summary = run_study(study, shapes_ws, progress=False)
+    assert (summary.reused, summary.ran, summary.failed) == (2, 4, [])
+
+
 def test_lost_optuna_db_is_rebuilt_from_the_stage_cache(shapes_ws, shapes_study):
     run_study(shapes_study, shapes_ws, progress=False)
     Path(shapes_ws.optuna_storage.removeprefix("sqlite:///")).unlink()

@@ -45,8 +45,8 @@ def open_optuna_study(study: Study, profile: str, ws: Workspace) -> optuna.Study
                     "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
         sampler = samplers[study.search.sampler](seed=study.seed_list[0])
     else:
-        space = {name: list(range(axis.size)) for name, axis in study.axes.items()}
-        sampler = optuna.samplers.GridSampler({**space, "seed": study.seed_list}, seed=0)
+        space = {_grid_param(name): list(range(axis.size)) for name, axis in study.axes.items()}
+        sampler = optuna.samplers.GridSampler({**space, _grid_param("seed"): study.seed_list}, seed=0)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=3) if study.search and study.search.pruner == "median"
               else optuna.pruners.NopPruner())
     return optuna.create_study(study_name=study_name(study, profile), storage=storage, sampler=sampler,
@@ -97,8 +97,16 @@ def recover_dead_trials(opt_study: optuna.Study) -> int:
     return count
 
 
+def _grid_param(name: str) -> str:
+    """Optuna's name for a grid coordinate (an axis index or the seed). Coordinates are integer ranges,
+    not categoricals: Optuna refuses a categorical whose choices changed, and editing a study file (an
+    axis value or a seed more) must rerun only the new points. (Studies run before used the bare names
+    as categoricals; new names keep their records readable.)"""
+    return f"grid.{name}"
+
+
 def _grid_params(spec: TrialSpec) -> dict[str, Any]:
-    return {**spec.axis_indices, "seed": spec.seed}
+    return {**{_grid_param(name): i for name, i in spec.axis_indices.items()}, _grid_param("seed"): spec.seed}
 
 
 def enqueue_pending(opt_study: optuna.Study, specs: list[TrialSpec]) -> tuple[int, int]:
@@ -116,9 +124,9 @@ def enqueue_pending(opt_study: optuna.Study, specs: list[TrialSpec]) -> tuple[in
 
 def _suggest(trial: optuna.Trial, study: Study, path: str, profile: str) -> TrialSpec:
     """Register the trial's parameters with Optuna and resolve its recipe."""
-    indices = {name: trial.suggest_categorical(name, list(range(axis.size))) for name, axis in study.axes.items()}
     extra: dict[str, Any] = {}
-    if study.search:
+    if study.search:  # axes are choices the sampler models as categories
+        indices = {name: trial.suggest_categorical(name, list(range(axis.size))) for name, axis in study.axes.items()}
         seed = study.seed_list[0]
         for key, dist in study.search.space.items():
             if hasattr(dist, "float"):
@@ -127,8 +135,9 @@ def _suggest(trial: optuna.Trial, study: Study, path: str, profile: str) -> Tria
                 extra[key] = trial.suggest_int(key, *dist.int, log=dist.log)
             else:
                 extra[key] = trial.suggest_categorical(key, dist.choice)
-    else:
-        seed = trial.suggest_categorical("seed", study.seed_list)
+    else:  # every grid trial was enqueued with its coordinates
+        indices = {name: trial.suggest_int(_grid_param(name), 0, axis.size - 1) for name, axis in study.axes.items()}
+        seed = trial.suggest_int(_grid_param("seed"), min(study.seed_list), max(study.seed_list))
     return build_trial(study, path, profile, indices, seed, extra)
 
 
@@ -225,6 +234,8 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
             opt_study.tell(trial, state=TrialState.FAIL)
             raise
         except Exception as error:
+            if "fail_reason" not in trial.user_attrs:  # failed before its MLflow run started
+                trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}"[:2000])
             opt_study.tell(trial, state=TrialState.FAIL)
             print(f"[trial {trial.number}] FAILED: {type(error).__name__}: {error}", flush=True)
 
