@@ -79,6 +79,14 @@ PRESETS = {
 }
 
 
+def describe(policy: str | AugmentPolicy) -> str:
+    """A preset's name, or the fields a custom policy sets: what plans and manifests show."""
+    if isinstance(policy, str):
+        return policy
+    fields = policy.model_dump(mode="json", exclude_defaults=True)
+    return ", ".join(f"{k} {v}" for k, v in fields.items()) or "default policy"
+
+
 def resolve_policy(policy: str | AugmentPolicy) -> AugmentPolicy:
     if isinstance(policy, AugmentPolicy):
         return policy

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from workbench.augment.policy import AugmentPolicy, apply, compress, resolve_policy, sample
+from workbench.augment.policy import AugmentPolicy, apply, compress, describe, resolve_policy, sample
 from workbench.config.overrides import ConfigError
 from workbench.config.recipe import Recipe, ReinforceConfig
 from workbench.data.shards import shard_key
@@ -391,7 +391,7 @@ def _commit(out: Path, jobs: list[ShardJob], setup: Setup, key: str, datasets: l
     manifest = {
         "stage": STAGE, "version": VERSION, "key": key, "datasets": datasets, "teachers": teachers,
         "captioners": captioners, "augmentations": config.augmentations, "captions": config.captions,
-        "augment": config.augment if isinstance(config.augment, str) else "custom",
+        "augment": describe(config.augment),
         "policy": setup.policy.model_dump(mode="json"), "stages": setup.policy.stages,
         "source_size": setup.source_size, "reference_size": setup.reference_size, "dtype": config.dtype,
         "compressed": config.compress, "seed": config.seed, "samples": sum(e["samples"] for e in kept),

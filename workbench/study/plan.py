@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.augment.policy import describe
 from workbench.config.study import load_study
 from workbench.study.cache import StageCache
 from workbench.study.trials import TrialSpec, expand_grid
@@ -133,7 +134,8 @@ def _reinforcements(recipes, ws: Workspace) -> list[PlannedReinforcement]:
         config = recipe.reinforce
         if not config.teachers or (key := reinforce_key(recipe, ws)) in seen:
             continue
-        label = (f"{'+'.join(recipe.data.train)} × {'+'.join(config.teachers)}, K={config.augmentations}"
+        label = (f"{'+'.join(recipe.data.train)} × {'+'.join(config.teachers)}, "
+                 f"K={config.augmentations} ({describe(config.augment)})"
                  + (f", S={config.captions} × {'+'.join(config.captioners)}" if config.captioners else ""))
         seen[key] = PlannedReinforcement(key, progress_of(recipe, ws), label, estimate(recipe, ws))
     return list(seen.values())
