@@ -337,7 +337,11 @@ def evaluate(ws: Workspace, checkpoint: Path, suite: str | None) -> None:
     from workbench.evaluate.suite import run_suite
     from workbench.train.trainer import load_trained
 
-    click.echo(run_suite(load_trained(checkpoint), ws, load_suite(suite), progress=True).to_table())
+    try:
+        chosen = load_suite(suite)
+    except FileNotFoundError as error:
+        raise click.BadParameter(str(error), param_hint="--suite") from None
+    click.echo(run_suite(load_trained(checkpoint), ws, chosen, progress=True).to_table())
 
 
 @main.command("models")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from workbench.augment.policy import AugmentPolicy, Preset
 
@@ -93,6 +93,17 @@ class EvalConfig(Strict):
     suite: str | None = None
     """Path to an eval-suite YAML, or the name of a shipped one (`validation`: the tuning suite on the
     validation slice); None uses the default suite (workbench/evaluate/suite.yaml)."""
+
+    @field_validator("suite")
+    @classmethod
+    def _suite_exists(cls, suite: str | None) -> str | None:
+        from workbench.evaluate.spec import suite_path
+
+        try:
+            suite_path(suite)
+        except FileNotFoundError as error:
+            raise ValueError(str(error)) from None
+        return suite
 
 
 class ReinforceConfig(Strict):

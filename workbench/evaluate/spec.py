@@ -122,11 +122,21 @@ class Suite(_Strict):
             raise ValueError(f"headline {column!r}: {err.args[0]}") from None
 
 
-def load_suite(path: str | Path | None = None) -> Suite:
-    """Load and validate a suite file; no path gives the default suite, a bare name a shipped suite."""
+def suite_path(path: str | Path | None = None) -> Path:
+    """The suite file a recipe names: a path, a shipped suite's bare name, or None for the default."""
     path = Path(path) if path is not None else DEFAULT_SUITE
     if path.parent == Path(".") and not path.suffix and (shipped := DEFAULT_SUITE.with_name(f"{path}.yaml")).exists():
         path = shipped
+    if not path.exists():
+        shipped = sorted(p.stem for p in DEFAULT_SUITE.parent.glob("*.yaml"))
+        raise FileNotFoundError(f"no eval suite {str(path)!r}: give a suite YAML file or a shipped suite's "
+                                f"name ({', '.join(shipped)})")
+    return path
+
+
+def load_suite(path: str | Path | None = None) -> Suite:
+    """Load and validate a suite file; no path gives the default suite, a bare name a shipped suite."""
+    path = suite_path(path)
     try:
         return Suite.model_validate(yaml.safe_load(path.read_text()))
     except ValidationError as err:
