@@ -1,13 +1,9 @@
 """Real sources → shards: obtained automatically, deterministic, split by group, cached by version."""
 
-import io
-import json
-
 import pytest
-from PIL import Image
 
-from workbench.data.build import SOURCES, build_dataset, list_datasets
 from workbench.data.arrays import load_split_arrays, load_training_arrays
+from workbench.data.build import SOURCES, build_dataset, list_datasets
 from workbench.data.shards import in_validation, iter_split, read_manifest, split_of
 from workbench.data.sources.clipart_web import find_author_tokens, make_caption, title_tokens
 from workbench.data.sources.glyphs import caption_and_classes, descriptive_name

@@ -12,7 +12,6 @@ import optuna
 from mlflow import MlflowClient
 
 from workbench.study.orchestrate import run_study
-from workbench.tracking.mlflow_store import Tracker
 
 EXPERIMENT = "shapes-test/smoke"
 

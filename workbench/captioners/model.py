@@ -17,7 +17,7 @@ import torch
 
 from workbench.captioners.vocab import Vocabulary
 from workbench.config.overrides import ConfigError
-from workbench.models.students import image_size_of, register_micro_configs
+from workbench.models.students import image_size_of, normalization_of, register_micro_configs
 
 VOCAB_ROWS = "text.token_embedding.weight"      # [vocab, width]
 VOCAB_COLUMNS = "text_decoder.text_projection"  # [width, vocab]
@@ -67,10 +67,8 @@ def load_grown(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
 
 
 def mean_std(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
-    mean = torch.tensor(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.get("std", open_clip.OPENAI_DATASET_STD)).view(1, 3, 1, 1)
-    return mean, std
+    """The model's normalisation constants as [1, 3, 1, 1] tensors."""
+    return tuple(torch.tensor(values).view(1, 3, 1, 1) for values in normalization_of(model))
 
 
 @dataclass

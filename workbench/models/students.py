@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 import open_clip
 import torch
@@ -88,11 +89,14 @@ def image_size_of(model: torch.nn.Module) -> int:
     return int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
-def make_encoder(model: torch.nn.Module, name: str) -> OpenClipEncoder:
+def normalization_of(model: torch.nn.Module) -> tuple[Sequence[float], Sequence[float]]:
+    """The mean and std an open_clip model's images are normalised with (OpenAI's where its config is silent)."""
     cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
-    mean = cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)
-    std = cfg.get("std", open_clip.OPENAI_DATASET_STD)
-    return OpenClipEncoder(model, get_tokenizer(name), image_size_of(model), mean, std)
+    return cfg.get("mean", open_clip.OPENAI_DATASET_MEAN), cfg.get("std", open_clip.OPENAI_DATASET_STD)
+
+
+def make_encoder(model: torch.nn.Module, name: str) -> OpenClipEncoder:
+    return OpenClipEncoder(model, get_tokenizer(name), image_size_of(model), *normalization_of(model))
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:

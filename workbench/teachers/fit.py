@@ -19,8 +19,7 @@ import torch
 from workbench.config.overrides import ConfigError
 from workbench.models.encoder import ImageTextEncoder
 from workbench.study.cache import StageCache, stage_key
-from workbench.teachers.zoo import (LitTeacherSpec, OpenClipTeacherSpec, ScratchTeacherSpec, Zoo, dump_spec,
-                                    teacher_spec)
+from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, Zoo, dump_spec, teacher_spec
 from workbench.workspace import Workspace
 
 TEACHER_VERSION = 1
