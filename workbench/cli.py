@@ -96,12 +96,13 @@ def study_run(ws: Workspace, file: Path, profile: str | None, workers: int, repo
 @study.command("status")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]))
+@click.option("--all", "show_all", is_flag=True, help="Also list trials of points no longer in the study file.")
 @click.pass_obj
-def study_status(ws: Workspace, file: Path, profile: str | None) -> None:
+def study_status(ws: Workspace, file: Path, profile: str | None, show_all: bool) -> None:
     """Show each trial's Optuna state, objective value and failure reason."""
     from workbench.study.status import render_status
 
-    click.echo(render_status(file, ws, profile))
+    click.echo(render_status(file, ws, profile, show_all))
 
 
 # ---------------------------------------------------------------- data

@@ -12,6 +12,7 @@ import optuna
 from mlflow import MlflowClient
 
 from workbench.study.orchestrate import run_study
+from workbench.study.status import render_status
 
 EXPERIMENT = "shapes-test/smoke"
 
@@ -73,12 +74,18 @@ def test_a_changed_recipe_runs_its_points_again_and_reports_only_them(shapes_ws,
     assert "4 runs;" in text
 
 
-def test_an_added_axis_value_and_seed_run_only_the_new_points(shapes_ws, tmp_path, study_writer):
+def test_an_added_axis_value_and_seed_run_only_the_new_points_and_status_lists_current_ones(shapes_ws, tmp_path, study_writer):
     study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 2.0e-3]}", seeds=1)
     assert run_study(study, shapes_ws, progress=False).ran == 2
     study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 2.0e-3, 3.0e-3]}", seeds=2)
     summary = run_study(study, shapes_ws, progress=False)
     assert (summary.reused, summary.ran, summary.failed) == (2, 4, [])
+    study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3]}", seeds=1)
+    status = render_status(study, shapes_ws)
+    assert "grid: 1/1 points complete" in status and "5 trials of points no longer in the study file" in status
+    assert len([line for line in status.splitlines() if line.startswith("  #")]) == 1
+    assert len([line for line in render_status(study, shapes_ws, show_all=True).splitlines()
+                if line.startswith("  #")]) == 6
 
 
 def test_lost_optuna_db_is_rebuilt_from_the_stage_cache(shapes_ws, shapes_study):

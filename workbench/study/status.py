@@ -9,7 +9,9 @@ from workbench.config.study import load_study
 from workbench.workspace import Workspace
 
 
-def render_status(path: str | Path, ws: Workspace, profile: str | None = None) -> str:
+def render_status(path: str | Path, ws: Workspace, profile: str | None = None, show_all: bool = False) -> str:
+    """One line per trial. In a grid, trials of points the study file no longer has (an axis value
+    edited away, a changed recipe) are counted, and listed only with ``show_all``."""
     from workbench.study.orchestrate import open_optuna_study, study_name
     from workbench.study.trials import expand_grid
 
@@ -22,9 +24,13 @@ def render_status(path: str | Path, ws: Workspace, profile: str | None = None) -
     if not study.search:
         done = {t.user_attrs.get("point_id") for t in trials if t.state.name == "COMPLETE"}
         lines.append(f"grid: {len(done & set(titles))}/{len(titles)} points complete")
+        stale = [t for t in trials if t.user_attrs.get("point_id") not in titles]
+        if stale and not show_all:
+            trials = [t for t in trials if t.user_attrs.get("point_id") in titles]
+            lines.append(f"({len(stale)} trials of points no longer in the study file are not listed; --all lists them)")
     for t in trials:
         value = f"{t.value:.4f}" if t.value is not None else "–"
-        title = titles.get(t.user_attrs.get("point_id"), str(t.params))
+        title = titles.get(t.user_attrs.get("point_id"), f"{t.params} (no longer in the study file)")
         reason = f"  ({t.user_attrs['fail_reason']})" if "fail_reason" in t.user_attrs else ""
         lines.append(f"  #{t.number:<4} {t.state.name:9} {value:>8}  {title}{reason}")
     return "\n".join(lines)
