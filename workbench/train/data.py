@@ -47,13 +47,24 @@ def load_training_set(ws: Workspace, datasets: list[str], size: int, seed: int, 
         captions.extend(arrays.captions)
         fingerprints[name] = arrays.fingerprint
     stacked = np.concatenate(images) if len(images) > 1 else np.array(images[0])  # writable copy
-    if max_samples is not None and max_samples < len(captions):
-        keep = torch.randperm(len(captions), generator=_generator(seed, 7)).numpy()[:max_samples]
-        keep.sort()
+    keep = capped_rows(len(captions), max_samples, seed)
+    if len(keep) < len(captions):
         stacked = stacked[keep]
         captions = [captions[i] for i in keep]
-    tokens = torch.cat([tokenizer(captions[i:i + 4096]) for i in range(0, len(captions), 4096)])
-    return TrainingSet(torch.from_numpy(stacked), captions, tokens, fingerprints)
+    return TrainingSet(torch.from_numpy(stacked), captions, tokenize_all(tokenizer, captions), fingerprints)
+
+
+def capped_rows(count: int, cap: int | None, seed: int) -> np.ndarray:
+    """Sorted rows kept under ``data.max_train_samples``: a seeded subset of ``cap`` rows, or all of them."""
+    if cap is None or cap >= count:
+        return np.arange(count)
+    return np.sort(torch.randperm(count, generator=_generator(seed, 7)).numpy()[:cap])
+
+
+def tokenize_all(tokenizer, texts: list[str], chunk: int = 4096) -> torch.Tensor:
+    """Token ids [len(texts), context], tokenised in chunks (one call on every caption would hold all
+    intermediate lists at once)."""
+    return torch.cat([tokenizer(texts[i:i + chunk]) for i in range(0, len(texts), chunk)])
 
 
 class EpochOrder:
@@ -77,6 +88,10 @@ class EpochOrder:
             mask = epochs == epoch
             out[mask] = self._order[offsets[mask]]
         return out, epochs
+
+    def epochs_at(self, step: int) -> float:
+        """Epochs completed after ``step`` batches."""
+        return step * self.batch_size / self.size
 
 
 class BatchStream:
@@ -104,4 +119,4 @@ class BatchStream:
         return apply_crop(images, params, self.out_size), self.data.tokens[indices]
 
     def epochs_at(self, step: int) -> float:
-        return step * self.batch_size / len(self.data)
+        return self.order.epochs_at(step)

@@ -19,7 +19,7 @@ from workbench.config.recipe import Recipe
 from workbench.data.arrays import load_training_arrays
 from workbench.reinforce.dataset import ReinforcedDataset
 from workbench.reinforce.shards import syn_key
-from workbench.train.data import EpochOrder, _generator
+from workbench.train.data import EpochOrder, _generator, capped_rows, tokenize_all
 from workbench.workspace import Workspace
 
 
@@ -90,25 +90,20 @@ def load_reinforced_set(recipe: Recipe, reinforced: ReinforcedDataset, ws: Works
         syn_emb.append(embs)
         syn_valid.append(valid)
         syn_texts.append(texts)
-    if recipe.data.max_train_samples is not None and recipe.data.max_train_samples < len(captions):
-        keep = torch.randperm(len(captions), generator=_generator(recipe.seed, 7)).numpy()[:recipe.data.max_train_samples]
-        keep.sort()
-    else:
-        keep = np.arange(len(captions))
+    keep = capped_rows(len(captions), recipe.data.max_train_samples, recipe.seed)
     k = manifest["augmentations"]
     params = decompress(params_rows, reinforced.policy).rows(torch.from_numpy(
         (keep[:, None] * k + np.arange(k)[None]).reshape(-1)))
-    tokenize = lambda texts: torch.cat([tokenizer(texts[i:i + 4096]) for i in range(0, len(texts), 4096)])  # noqa: E731
     kept_captions = [captions[i] for i in keep]
     kept_syn = [syn_texts[i] for i in keep]
     flat = [t for texts in kept_syn for t in texts]
-    syn_tokens = tokenize(flat).view(len(keep), slots, -1) if slots else torch.zeros(len(keep), 0, 1, dtype=torch.long)
+    syn_tokens = tokenize_all(tokenizer, flat).view(len(keep), slots, -1) if slots else torch.zeros(len(keep), 0, 1, dtype=torch.long)
     scales = {t["name"]: t["logit_scale"] for t in manifest["teachers"]}
     dims = {t["name"]: t["dim"] for t in manifest["teachers"]}
     return ReinforcedSet(
         images=torch.from_numpy(np.stack([images[i] for i in keep])), source_size=reinforced.source_size,
         reference_size=reinforced.reference_size, policy=reinforced.policy, params=params, augmentations=k,
-        image_emb=torch.stack(image_emb)[keep], text_emb=torch.stack(text_emb)[keep], tokens=tokenize(kept_captions),
+        image_emb=torch.stack(image_emb)[keep], text_emb=torch.stack(text_emb)[keep], tokens=tokenize_all(tokenizer, kept_captions),
         captions=kept_captions, syn_emb=torch.stack(syn_emb)[keep] if slots else torch.zeros(len(keep), 0, width),
         syn_tokens=syn_tokens, syn_texts=kept_syn,
         syn_valid=torch.stack(syn_valid)[keep] if slots else torch.zeros(len(keep), 0, dtype=torch.bool),
@@ -140,7 +135,7 @@ class ReinforcedStream:
     def __init__(self, data: ReinforcedSet, recipe: Recipe, out_size: int):
         self.order = EpochOrder(len(data), recipe.train.batch_size, recipe.seed)
         self.data, self.recipe, self.out_size = data, recipe, out_size
-        self.batch_size, self.seed = recipe.train.batch_size, recipe.seed
+        self.seed = recipe.seed
         distill = recipe.distill
         self.synthetic = data.syn_valid.shape[1] > 0 and (distill.synthetic_weight > 0 or distill.mix_synthetic > 0)
 
@@ -182,4 +177,4 @@ class ReinforcedStream:
                                teacher_syn, indices, params, texts, syn_texts)
 
     def epochs_at(self, step: int) -> float:
-        return step * self.batch_size / len(self.data)
+        return self.order.epochs_at(step)
