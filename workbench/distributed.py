@@ -13,3 +13,16 @@ def rank_and_world() -> tuple[int, int]:
     if not 0 <= rank < world:
         raise ConfigError("RANK / WORLD_SIZE", f"rank {rank} is outside a world of {world}")
     return rank, world
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size); under torchrun, initialises the process group (nccl on GPUs, gloo on CPUs)."""
+    import torch
+    import torch.distributed as dist
+
+    _, world = rank_and_world()
+    if world == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world

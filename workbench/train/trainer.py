@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from workbench.config.recipe import Recipe, TrainConfig
+from workbench.distributed import init_distributed
 from workbench.models.students import (count_parameters, create_student, get_tokenizer, image_size_of,
                                        make_encoder, training_load_size)
 from workbench.train.data import BatchStream, load_training_set
@@ -127,20 +128,6 @@ def _load_history(partial: Path, upto_step: int) -> list[dict]:
     return [row for row in rows if row["train_step"] <= upto_step]
 
 
-def distributed() -> tuple[int, int]:
-    """(rank, world size); under torchrun, initialises the process group (nccl on GPUs, gloo on CPUs)."""
-    import torch.distributed as dist
-
-    from workbench.distributed import rank_and_world
-
-    _, world = rank_and_world()
-    if world == 1:
-        return 0, 1
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
-
-
 class PlainTask:
     """Plain CLIP on the recipe's training sets (the non-reinforced baseline)."""
 
@@ -229,7 +216,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
     cfg = recipe.train
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    rank, world = distributed()
+    rank, world = init_distributed()
     if cfg.batch_size % (world * cfg.accumulate):
         raise ValueError(f"train.batch_size {cfg.batch_size} does not split over {world} ranks × "
                          f"{cfg.accumulate} micro-batches")
