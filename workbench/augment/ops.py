@@ -83,6 +83,8 @@ def _geometric(images: torch.Tensor, ops: list[str], magnitudes: torch.Tensor) -
 
 
 def _gray(images: torch.Tensor) -> torch.Tensor:
+    """torchvision's grey [B, 1, H, W] (0.2989 weights, truncated), so the blends match its ops exactly;
+    policy._gray is the tone change's own, stored replays depend on each."""
     weights = torch.tensor([0.2989, 0.587, 0.114]).view(1, 3, 1, 1)
     return (images.float() * weights).sum(1, keepdim=True).floor_()
 

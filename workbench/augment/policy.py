@@ -192,6 +192,8 @@ def _crop(images: torch.Tensor, params: AugParams, out_size: int, source_size: i
 
 
 def _gray(images: torch.Tensor) -> torch.Tensor:
+    """Luma [B, H, W], unrounded: the tone change's mean and the PSNR sizing (not ops._gray, which copies
+    torchvision's truncation; stored augmentations replay with the one they were drawn with)."""
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     return (images.float() * weights).sum(1)
 
