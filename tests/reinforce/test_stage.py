@@ -19,7 +19,9 @@ from workbench.reinforce.dataset import ReinforcedDataset
 from workbench.reinforce.shards import CorruptShardError
 from workbench.reinforce.stage import EXPERIMENT, reinforce
 from workbench.teachers.fit import load_teacher
+from workbench.study.cache import StageCache
 from workbench.teachers.zoo import load_zoo
+from workbench.workspace import Workspace
 
 from .conftest import recipe
 
@@ -109,6 +111,24 @@ def test_cached_logged_and_storage_reported(reinforce_root, reinforce_ws):
     metrics = next(r for r in runs if r.data.tags["workbench.stage.reinforce"] == first.key).data.metrics
     assert metrics["storage/ratio_to_raw"] == pytest.approx(storage["ratio_to_raw"])
     assert metrics["samples"] == len(samples)
+
+
+def test_a_cached_reinforcement_new_to_the_mlflow_store_is_logged_not_rebuilt(reinforce_root, reinforce_ws,
+                                                                              tmp_path, monkeypatch):
+    built = reinforce(recipe(reinforce_root), reinforce_ws, progress=False)
+    fresh_store = Workspace.resolve(reinforce_ws.root, mlflow_uri=f"sqlite:///{tmp_path / 'fresh.db'}")
+
+    def rebuild(*args, **kwargs):
+        raise AssertionError("a cached shard was reinforced again")
+
+    monkeypatch.setattr(stage_module, "reinforce_shard", rebuild)
+    logged = reinforce(recipe(reinforce_root), fresh_store, progress=False)
+    assert logged.hit and logged.key == built.key and logged.run_id
+    assert not StageCache(reinforce_ws.cache_dir).partial_dir("reinforce", built.key).exists()
+    run = MlflowClient(fresh_store.mlflow_uri).get_run(logged.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["workbench.cache_hit"] == "True"
+    assert run.data.metrics["samples"] == built.manifest["samples"]
+    assert reinforce(recipe(reinforce_root), fresh_store, progress=False).run_id is None  # found, not logged twice
 
 
 def test_ranks_and_workers_store_what_one_process_stores(reinforce_root, reinforce_ws, tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ from workbench.distributed import rank_and_world
 from workbench.reinforce.dataset import MANIFEST, ReinforcedDataset
 from workbench.reinforce.shards import CorruptShardError, encode_npz, iter_tar_samples, syn_key, to_stored, write_shard
 from workbench.reinforce.storage import render_storage, storage_report
-from workbench.study.cache import StageCache, stage_key
+from workbench.study.cache import StageCache, StageResult, stage_key
 from workbench.workspace import Workspace
 
 STAGE = "reinforce"
@@ -475,20 +476,11 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
     tracker = Tracker(ws)
     tag = f"{TAG_PREFIX}stage.{STAGE}"
     rank, world = rank_and_world()
-    if cache.has(STAGE, key) and (rank or tracker.find_runs(EXPERIMENT, {tag: key})):  # before fitting anything
+    cached = cache.has(STAGE, key)
+    if cached and (rank or tracker.find_runs(EXPERIMENT, {tag: key})):  # before fitting anything
         return Reinforced(key, cache.path(STAGE, key), True, ReinforcedDataset.open(cache.path(STAGE, key)))
-    teachers = _teacher_records(config, ws, progress)
-    captions, captioners = _captions(config, datasets, ws, progress)
-    if planned["captions"] != {c["name"]: c["captions"] for c in captioners}:  # a bug, not a user error
-        raise RuntimeError("caption sets differ from the ones the stage key was computed for")
-    reference = max(t["image_size"] for t in teachers)
-    setup = Setup(ws, config, policy, list(config.teachers), captions, source_size=max(128, reference),
-                  reference_size=reference, partial=cache.partial_dir(STAGE, key), threads=0)
-    setup.partial.mkdir(parents=True, exist_ok=True)
-    jobs = shard_jobs(datasets, ws)
-    mine = [job for job in jobs if job.index % world == rank]
     if rank:  # write this rank's shards, then wait for rank 0 to commit the whole dataset
-        _run_local(mine, setup, progress)
+        _reinforce_shards(config, policy, datasets, planned, key, ws, progress)
         while not cache.has(STAGE, key):
             time.sleep(WAIT_SECONDS)
         return Reinforced(key, cache.path(STAGE, key), False, ReinforcedDataset.open(cache.path(STAGE, key)))
@@ -497,13 +489,35 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
     with tracker.tracked_run(EXPERIMENT, f"reinforce {'+'.join(datasets)} × {'+'.join(config.teachers)}", tags) as run_id:
         tracker.log_params(run_id, flatten({"reinforce": _stage_config(config)}) | {"datasets": datasets,
                                                                                     "world_size": world})
-        _run_local(mine, setup, progress)
-        _wait_for_other_ranks(jobs, setup, progress)
-        result = cache.get_or_build(STAGE, key, lambda out: _commit(out, jobs, setup, key, datasets, teachers,
-                                                                     captioners))
+        if cached:  # built before, but this MLflow store has no run of it (a fresh store): log it, build nothing
+            result = StageResult(STAGE, key, cache.path(STAGE, key), hit=True)
+        else:
+            commit = _reinforce_shards(config, policy, datasets, planned, key, ws, progress)
+            result = cache.get_or_build(STAGE, key, commit)
         dataset = ReinforcedDataset.open(result.path)
         _log(tracker, run_id, result.path, dataset.manifest)
+        tracker.set_tags(run_id, {f"{TAG_PREFIX}cache_hit": result.hit})
     return Reinforced(key, result.path, result.hit, dataset, run_id)
+
+
+def _reinforce_shards(config: ReinforceConfig, policy: AugmentPolicy, datasets: list[str], planned: dict,
+                      key: str, ws: Workspace, progress: bool) -> Callable[[Path], None]:
+    """Fit teachers and captioners (or find them), reinforce this rank's shards into the resumable
+    partial folder and, on rank 0, wait for the other ranks'; returns the commit of the whole dataset."""
+    teachers = _teacher_records(config, ws, progress)
+    captions, captioners = _captions(config, datasets, ws, progress)
+    if planned["captions"] != {c["name"]: c["captions"] for c in captioners}:  # a bug, not a user error
+        raise RuntimeError("caption sets differ from the ones the stage key was computed for")
+    reference = max(t["image_size"] for t in teachers)
+    setup = Setup(ws, config, policy, list(config.teachers), captions, source_size=max(128, reference),
+                  reference_size=reference, partial=StageCache(ws.cache_dir).partial_dir(STAGE, key), threads=0)
+    setup.partial.mkdir(parents=True, exist_ok=True)
+    jobs = shard_jobs(datasets, ws)
+    rank, world = rank_and_world()
+    _run_local([job for job in jobs if job.index % world == rank], setup, progress)
+    if rank == 0:
+        _wait_for_other_ranks(jobs, setup, progress)
+    return lambda out: _commit(out, jobs, setup, key, datasets, teachers, captioners)
 
 
 def _wait_for_other_ranks(jobs: list[ShardJob], setup: Setup, progress: bool) -> None:
