@@ -14,10 +14,10 @@ STUDY = Study.model_validate({
 })
 
 
-def run_row(data, lr, seed, avg, start=0, point=None):
+def run_row(data, lr, seed, avg, start=0, point=None, stderr=0.01):
     return {"tags.workbench.axis.data": data, "tags.workbench.axis.lr": lr, "tags.workbench.seed": seed,
             "tags.workbench.point_id": point or f"{data}-{lr}-{seed}", "metrics.eval/avg": avg,
-            "metrics.chance/avg": 0.1, "start_time": start}
+            "metrics.chance/avg": 0.1, "metrics.stderr/avg": stderr, "start_time": start}
 
 
 def test_cells_are_mean_and_std_over_seeds_in_file_order():
@@ -56,3 +56,17 @@ def test_the_best_column_of_each_row_is_bold():
     assert "Bold: the best lr of each row by mean avg." in table.to_markdown()
     minimizing = STUDY.model_copy(update={"objective": STUDY.objective.model_copy(update={"direction": "minimize"})})
     assert build_table(minimizing, runs, "t").table.loc["glyphs", "0.001"] == "**0.5000**"
+
+
+def test_a_cell_with_any_seed_near_chance_is_marked():
+    runs = pd.DataFrame([run_row(d, lr, s, avg, stderr=se) for d, lr, s, avg, se in [
+        ("glyphs", "0.001", 0, 0.5, 0.01), ("glyphs", "0.001", 1, 0.12, 0.01),   # seed 1: z = 2
+        ("glyphs", "0.003", 0, 0.14, 0.01), ("glyphs", "0.003", 1, 0.6, 0.01),   # z = 4 and 50
+        ("clipart-web", "0.001", 0, 0.3, float("nan"))]])                        # no stderr: no mark
+    table = build_table(STUDY, runs, "t")
+    assert table.table.loc["glyphs", "0.001"] == "0.3100 ± 0.2687 †"
+    assert table.table.loc["glyphs", "0.003"] == "**0.3700 ± 0.3253**"
+    assert table.table.loc["clipart-web", "0.001"] == "**0.3000**"
+    assert "†: fewer than 3 standard errors above chance in at least one seed" in table.to_markdown()
+    unmarked = runs.drop(columns="metrics.stderr/avg")
+    assert "†" not in build_table(STUDY, unmarked, "t").to_markdown()

@@ -17,6 +17,8 @@ DEFAULT_SUITE = Path(__file__).with_name("suite.yaml")
 ZEROSHOT_METRICS = ("balanced_acc", "top1")
 RETRIEVAL_METRICS = ("r1", "r5", "r10", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")
 RECALL_KS = (1, 5, 10)
+NEAR_CHANCE_Z = 3.0
+"""A value fewer standard errors than this above chance is flagged as not beating chance (eval, reports)."""
 
 
 class _Strict(BaseModel):

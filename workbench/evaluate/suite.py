@@ -21,13 +21,10 @@ from tqdm import tqdm
 from workbench.evaluate.data import (DatasetMissingError, RetrievalData, TaskData, ZeroShotData,
                                      encode_images, encode_texts, prepare_task)
 from workbench.evaluate.retrieval import score_retrieval
-from workbench.evaluate.spec import Suite, load_suite
+from workbench.evaluate.spec import NEAR_CHANCE_Z, Suite, load_suite
 from workbench.evaluate.zeroshot import class_embeddings, score_zeroshot
 from workbench.models.encoder import ImageTextEncoder
 from workbench.workspace import Workspace
-
-NEAR_CHANCE_Z = 3.0
-"""A value fewer standard errors than this above chance is flagged as not beating chance."""
 
 
 @dataclass

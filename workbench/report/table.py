@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.config.study import Study
+from workbench.evaluate.spec import NEAR_CHANCE_Z
 from workbench.tracking.mlflow_store import TAG_PREFIX
 
 AXIS_TAG = f"tags.{TAG_PREFIX}axis."
@@ -25,14 +26,15 @@ class StudyTable:
     """The command that renders this table again."""
     best_note: str = ""
     """Says which cells are bold (the best column of each row), when some are."""
+    near_chance_note: str = ""
+    """Says what a † marks, when some cell has one."""
 
     def to_markdown(self) -> str:
         lines = [f"# {self.title}", "",
                  f"{self.runs} runs; cells are mean ± std over {self.seeds} seed(s)."
                  + (f" Made by `{self.command}`." if self.command else ""), ""]
         lines.append(_markdown(self.table))
-        if self.best_note:
-            lines += ["", self.best_note]
+        lines += ["", note] if (note := " ".join(filter(None, [self.best_note, self.near_chance_note]))) else []
         if self.chance:
             lines += ["", "Chance: " + ", ".join(f"{k} {v:.4f}" for k, v in self.chance.items())]
         return "\n".join(lines) + "\n"
@@ -78,6 +80,7 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
     frame = pd.DataFrame({name: runs[AXIS_TAG + name] for name in rows + ([spec.columns] if spec.columns else [])})
     for metric in metrics:
         frame[metric] = runs[f"metrics.eval/{metric}"].astype(float)
+    near = frame.drop(columns=metrics).assign(**{m: _near_chance(runs, m) for m in metrics})
     by = rows + ([spec.columns] if spec.columns else [])
     if not by:
         frame["study"] = study.study
@@ -85,16 +88,16 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
     grouped = frame.groupby(by, sort=False)
     cells = grouped[metrics].agg(_cell)
     means = grouped[metrics].mean()
+    flagged = near.groupby(by, sort=False)[metrics].any()
     if spec.columns:
-        cells = cells[metrics[0]].unstack(spec.columns)
-        means = means[metrics[0]].unstack(spec.columns)
+        cells, means, flagged = (f[metrics[0]].unstack(spec.columns) for f in (cells, means, flagged))
         column_order = [c for c in orders[spec.columns] if c in cells.columns]
-        cells, means = cells[column_order], means[column_order]
+        cells, means, flagged = cells[column_order], means[column_order], flagged[column_order]
     if rows:
         index = pd.MultiIndex.from_product([orders[r] for r in rows], names=rows) if len(rows) > 1 \
             else pd.Index(orders[rows[0]], name=rows[0])
         present = [i for i in index if i in cells.index]
-        cells, means = cells.loc[present], means.loc[present]
+        cells, means, flagged = cells.loc[present], means.loc[present], flagged.loc[present]
     cells = cells.fillna("–")
     note = ""
     if spec.columns and len(means.columns) > 1:  # the paper's convention: the best column of each row in bold
@@ -103,8 +106,23 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
         for row, column in best.dropna().items():
             cells.loc[row, column] = f"**{cells.loc[row, column]}**"
         note = f"Bold: the best {spec.columns} of each row by mean {metrics[0]}."
+    flagged = flagged.fillna(False).astype(bool)
+    cells = cells.where(~flagged, cells + " †")
+    near_note = (f"†: fewer than {NEAR_CHANCE_Z:g} standard errors above chance in at least one seed "
+                 "(z = (value − chance) / stderr, as `workbench eval` prints it).") if flagged.to_numpy().any() else ""
     chance = {m: float(runs[f"metrics.chance/{m}"].mean()) for m in metrics if f"metrics.chance/{m}" in runs}
-    return StudyTable(title, cells, means, chance, len(runs), len(study.seed_list), best_note=note)
+    return StudyTable(title, cells, means, chance, len(runs), len(study.seed_list), best_note=note,
+                      near_chance_note=near_note)
+
+
+def _near_chance(runs: pd.DataFrame, metric: str) -> pd.Series:
+    """Per run: is ``metric`` fewer than NEAR_CHANCE_Z standard errors above chance? (False when the run
+    did not log its chance level or standard error.)"""
+    columns = [f"metrics.{kind}/{metric}" for kind in ("eval", "chance", "stderr")]
+    if not all(c in runs for c in columns):
+        return pd.Series(False, index=runs.index)
+    value, chance, stderr = (runs[c].astype(float) for c in columns)
+    return (value - chance < NEAR_CHANCE_Z * stderr).fillna(False)
 
 
 def write_report(table: StudyTable, out_dir: Path, stem: str) -> tuple[Path, Path]:
