@@ -70,3 +70,10 @@ def test_a_cell_with_any_seed_near_chance_is_marked():
     assert "†: fewer than 3 standard errors above chance in at least one seed" in table.to_markdown()
     unmarked = runs.drop(columns="metrics.stderr/avg")
     assert "†" not in build_table(STUDY, unmarked, "t").to_markdown()
+
+
+def test_a_table_without_rows_is_one_line_per_metric():
+    study = STUDY.model_copy(update={"table": STUDY.table.model_copy(update={"rows": [], "columns": None})})
+    runs = pd.DataFrame([run_row("glyphs", "0.001", 0, 0.5), run_row("glyphs", "0.003", 0, 0.11)])
+    table = build_table(study, runs, "t")
+    assert table.table.loc["t", "avg"] == "0.3050 ± 0.2758 †"

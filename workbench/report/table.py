@@ -34,7 +34,9 @@ class StudyTable:
                  f"{self.runs} runs; cells are mean ± std over {self.seeds} seed(s)."
                  + (f" Made by `{self.command}`." if self.command else ""), ""]
         lines.append(_markdown(self.table))
-        lines += ["", note] if (note := " ".join(filter(None, [self.best_note, self.near_chance_note]))) else []
+        notes = " ".join(note for note in (self.best_note, self.near_chance_note) if note)
+        if notes:
+            lines += ["", notes]
         if self.chance:
             lines += ["", "Chance: " + ", ".join(f"{k} {v:.4f}" for k, v in self.chance.items())]
         return "\n".join(lines) + "\n"
@@ -80,11 +82,11 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
     frame = pd.DataFrame({name: runs[AXIS_TAG + name] for name in rows + ([spec.columns] if spec.columns else [])})
     for metric in metrics:
         frame[metric] = runs[f"metrics.eval/{metric}"].astype(float)
-    near = frame.drop(columns=metrics).assign(**{m: _near_chance(runs, m) for m in metrics})
     by = rows + ([spec.columns] if spec.columns else [])
     if not by:
         frame["study"] = study.study
         by = ["study"]
+    near = frame[by].assign(**{m: _near_chance(runs, m) for m in metrics})
     grouped = frame.groupby(by, sort=False)
     cells = grouped[metrics].agg(_cell)
     means = grouped[metrics].mean()
@@ -122,7 +124,7 @@ def _near_chance(runs: pd.DataFrame, metric: str) -> pd.Series:
     if not all(c in runs for c in columns):
         return pd.Series(False, index=runs.index)
     value, chance, stderr = (runs[c].astype(float) for c in columns)
-    return (value - chance < NEAR_CHANCE_Z * stderr).fillna(False)
+    return value - chance < NEAR_CHANCE_Z * stderr  # NaN compares False
 
 
 def write_report(table: StudyTable, out_dir: Path, stem: str) -> tuple[Path, Path]:
