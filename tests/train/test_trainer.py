@@ -46,9 +46,10 @@ def test_same_seed_gives_bitwise_identical_metrics(shapes_ws, shapes_suite, tmp_
     for run in ("a", "b"):
         out = tmp_path / run
         out.mkdir()
-        train_student(recipe, shapes_ws, out, tmp_path / f"{run}.partial", progress=False)
+        summary = train_student(recipe, shapes_ws, out, tmp_path / f"{run}.partial", progress=False)
         histories.append(without_timings((out / "history.jsonl").read_text()))
-    assert histories[0] == histories[1]  # exact float equality, loss and eval alike
+    assert histories[0] == histories[1]  # exact float equality, loss and eval alike, at the same thread count
+    assert summary.threads == torch.get_num_threads()
     assert any("eval/avg" in row["metrics"] for row in histories[0])
 
 

@@ -65,6 +65,9 @@ class TrainSummary:
     samples_per_s: float
     parameters: dict[str, int]
     resumed_from_step: int
+    threads: int
+    """torch's CPU threads (of the last segment, when resumed). A seed's metrics are bitwise-identical only
+    at the same thread count: another count reorders float sums, which changes the run within seed noise."""
 
 
 def seed_everything(seed: int) -> None:
@@ -313,7 +316,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
                            epochs=task.epochs_at(cfg.steps), final_loss=loss_value,
                            train_seconds=train_seconds, samples_per_s=(cfg.steps - start) * cfg.batch_size
                            / max(train_seconds, 1e-9), parameters=count_parameters(model),
-                           resumed_from_step=start)
+                           resumed_from_step=start, threads=torch.get_num_threads())
     if rank == 0:
         torch.save({"model": final.state_dict(), "model_name": recipe.model.name,
                     "recipe": recipe.model_dump(mode="json")}, out_dir / "model.pt")
