@@ -18,8 +18,8 @@ from workbench.reinforce import stage as stage_module
 from workbench.reinforce.dataset import ReinforcedDataset
 from workbench.reinforce.shards import CorruptShardError
 from workbench.reinforce.stage import EXPERIMENT, reinforce
-from workbench.teachers.fit import load_teacher
 from workbench.study.cache import StageCache
+from workbench.teachers.fit import load_teacher
 from workbench.teachers.zoo import load_zoo
 from workbench.workspace import Workspace
 

@@ -110,8 +110,10 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
         note = f"Bold: the best {spec.columns} of each row by mean {metrics[0]}."
     flagged = flagged.fillna(False).astype(bool)
     cells = cells.where(~flagged, cells + " †")
-    near_note = (f"†: fewer than {NEAR_CHANCE_Z:g} standard errors above chance in at least one seed "
-                 "(z = (value − chance) / stderr, as `workbench eval` prints it).") if flagged.to_numpy().any() else ""
+    near_note = ""
+    if flagged.to_numpy().any():
+        near_note = (f"†: fewer than {NEAR_CHANCE_Z:g} standard errors above chance in at least one seed "
+                     "(z = (value − chance) / stderr, as `workbench eval` prints it).")
     chance = {m: float(runs[f"metrics.chance/{m}"].mean()) for m in metrics if f"metrics.chance/{m}" in runs}
     return StudyTable(title, cells, means, chance, len(runs), len(study.seed_list), best_note=note,
                       near_chance_note=near_note)
