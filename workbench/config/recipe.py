@@ -60,6 +60,10 @@ class AugmentConfig(Strict):
     omitted_at_default: ClassVar[dict[str, object]] = {"policy": None}
 
 
+SCALED_STEPS = ("steps", "warmup_steps", "eval_every", "checkpoint_every")
+"""The schedule, in steps: train.batch_scale divides these as it multiplies the batch size."""
+
+
 class TrainConfig(Strict):
     steps: int = Field(default=2000, gt=0)
     batch_size: int = Field(default=128, gt=1)
@@ -76,7 +80,7 @@ class TrainConfig(Strict):
     logit_scale_max: float = Field(default=100.0, gt=0)      # CLIP's clamp
     threads: int = Field(default=0, ge=0)
     """torch threads per trial (0 = torch's default); trials in parallel workers want 1 each."""
-    omitted_at_default: ClassVar[dict[str, object]] = {"accumulate": 1, "ema": None}
+    omitted_at_default: ClassVar[dict[str, object]] = {"accumulate": 1, "ema": None, "batch_scale": 1.0}
 
     accumulate: int = Field(default=1, gt=0)
     """Micro-batches per step: the loss's similarity matrices still span the whole batch."""
@@ -87,6 +91,24 @@ class TrainConfig(Strict):
     """Run the eval suite every N steps (logged against seen samples)."""
     checkpoint_every: int = Field(default=500, gt=0)
     log_every: int = Field(default=25, gt=0)
+    batch_scale: float = Field(default=1.0, gt=0)
+    """Multiplies batch_size and divides the schedule's step counts (steps, warm-up, eval and checkpoint
+    intervals) by the same factor: the same samples seen at another batch size, in whatever profile the
+    recipe resolves to. Applied when the recipe is validated; the result holds the scaled values and 1.0."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_batch_scale(cls, data):
+        if not isinstance(data, dict) or data.get("batch_scale", 1.0) == 1.0:
+            return data
+        scale = data["batch_scale"]
+        batch = data.get("batch_size", cls.model_fields["batch_size"].default)
+        steps = {name: data.get(name, cls.model_fields[name].default) for name in SCALED_STEPS}
+        if not all(isinstance(v, (int, float)) and v > 0 for v in (scale, batch)) or \
+                not all(isinstance(v, (int, float)) for v in steps.values()):
+            return data  # the fields' own validation names the error
+        steps = {name: max(0 if name == "warmup_steps" else 1, round(v / scale)) for name, v in steps.items()}
+        return data | steps | {"batch_size": round(batch * scale), "batch_scale": 1.0}
 
 
 class EvalConfig(Strict):
