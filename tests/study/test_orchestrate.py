@@ -11,8 +11,10 @@ from pathlib import Path
 import optuna
 from mlflow import MlflowClient
 
-from workbench.study.orchestrate import run_study
+from workbench.config.study import load_study
+from workbench.study.orchestrate import enqueue_pending, open_optuna_study, run_study
 from workbench.study.status import render_status
+from workbench.study.trials import expand_grid
 
 EXPERIMENT = "shapes-test/smoke"
 
@@ -86,6 +88,21 @@ def test_an_added_axis_value_and_seed_run_only_the_new_points_and_status_lists_c
     assert len([line for line in status.splitlines() if line.startswith("  #")]) == 1
     assert len([line for line in render_status(study, shapes_ws, show_all=True).splitlines()
                 if line.startswith("  #")]) == 6
+
+
+def test_waiting_trials_of_an_edited_study_are_dropped_not_run_as_its_new_points(shapes_ws, tmp_path, study_writer):
+    """A run killed before its queue emptied leaves waiting trials. If the file is then edited (same axis,
+    new values: the same grid coordinates), those trials must not run as the new points, twice over."""
+    old = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 2.0e-3]}", seeds=1)
+    enqueue_pending(open_optuna_study(load_study(old), "smoke", shapes_ws), expand_grid(load_study(old), old, "smoke"))
+    new = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [3.0e-3, 4.0e-3]}", seeds=1)
+    assert run_study(new, shapes_ws, progress=False).ran == 2
+    points = [r.data.tags["workbench.point_id"] for r in runs_of(shapes_ws, "trial")]
+    assert len(points) == len(set(points)) == 2
+    trials = optuna.load_study(study_name=EXPERIMENT, storage=shapes_ws.optuna_storage).get_trials()
+    dropped = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(dropped) == 2 and all("superseded" in t.user_attrs["fail_reason"] for t in dropped)
+    assert run_study(new, shapes_ws, progress=False).ran == 0
 
 
 def test_lost_optuna_db_is_rebuilt_from_the_stage_cache(shapes_ws, shapes_study):
