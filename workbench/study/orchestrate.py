@@ -90,11 +90,15 @@ def recover_dead_trials(opt_study: optuna.Study) -> int:
         attrs = trial.user_attrs
         if process_alive(attrs.get("host"), attrs.get("pid")):
             continue
-        storage = opt_study._storage
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", "process died (killed or crashed)")
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        _fail_unfinished(opt_study, trial, "process died (killed or crashed)")
         count += 1
     return count
+
+
+def _fail_unfinished(opt_study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> None:
+    """Mark a waiting or running trial failed, with its reason, from outside the process that asked it."""
+    opt_study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+    opt_study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
 
 
 def _grid_param(name: str) -> str:
@@ -124,10 +128,8 @@ def enqueue_pending(opt_study: optuna.Study, specs: list[TrialSpec]) -> tuple[in
         if point in current and point not in complete and point not in queued:
             queued.add(point)
             continue
-        opt_study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
-                                               "superseded: its point is complete, queued twice or no longer "
-                                               "in the study file")
-        opt_study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        _fail_unfinished(opt_study, trial, "superseded: its point is complete, queued twice or no longer in "
+                                           "the study file")
     for spec in specs:
         if spec.point_id not in complete and spec.point_id not in queued:
             opt_study.enqueue_trial(_grid_params(spec), user_attrs={"point_id": spec.point_id})
