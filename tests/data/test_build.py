@@ -4,7 +4,8 @@ import pytest
 
 from workbench.data.arrays import load_split_arrays, load_training_arrays
 from workbench.data.build import SOURCES, build_dataset, list_datasets
-from workbench.data.shards import in_validation, iter_split, read_manifest, split_of
+from workbench.data.leaks import check_leaks, leaks
+from workbench.data.shards import Sample, in_validation, iter_split, read_manifest, split_of, write_dataset
 from workbench.data.sources.clipart_web import find_author_tokens, make_caption, title_tokens
 from workbench.data.sources.glyphs import caption_and_classes, descriptive_name
 from workbench.data.sources.tuxpaint import read_caption
@@ -22,6 +23,43 @@ def test_each_real_source_builds_real_samples(real_root, name):
         assert len(samples) == manifest["splits"][split]["count"] > 0
         assert all(s.caption.strip() and s.image.mode == "RGB" for s in samples)
         assert all(s.classes for s in samples)
+
+
+def test_no_held_out_image_is_a_training_image_in_the_built_data(real_root):
+    """The guarantee, checked on what was built (decoded pixels), not only by how splits are drawn."""
+    ws = Workspace.resolve(real_root)
+    overlaps = check_leaks({name: ws.dataset_dir(name) for name in SOURCES})
+    assert leaks(overlaps) == []
+    within = [o for o in overlaps if o.held_out.split("/")[0] == o.train.split("/")[0]]
+    assert {o.held_out for o in within} >= {"clipart-web/eval", "clipart-web/validation", "glyphs/eval", "emoji/eval"}
+
+
+def test_copies_of_one_picture_share_a_split_and_collapse_to_one_sample(tmp_path):
+    import random
+
+    from PIL import Image
+
+    def picture(i: int, scale: int = 5) -> Image.Image:
+        """A 9×8 mosaic of greys, unique per i, at ``scale`` pixels a cell (another scale: a resized copy)."""
+        image = Image.new("L", (9, 8))
+        image.putdata(random.Random(i).sample(range(0, 256, 3), 72))
+        return image.convert("RGB").resize((9 * scale, 8 * scale), Image.Resampling.NEAREST)
+
+    samples = [Sample(f"own-{i}", picture(i), f"picture {i}", "toy", {"c": "a"}, f"g{i}") for i in range(200)]
+    copies = [Sample(f"copy-{i}", picture(i), f"copy {i}", "toy", {"c": "a"}, f"h{i}") for i in range(200)]
+    resized = [Sample(f"big-{i}", picture(i, 10), f"big {i}", "toy", {"c": "a"}, f"k{i}") for i in range(200)]
+    manifest = write_dataset(tmp_path / "toy", "toy", samples + copies + resized, eval_fraction=0.3)
+    assert manifest["content"]["collapsed_duplicates"] == 200 == manifest["content"]["pixel_duplicates"]
+    stored = {split: list(iter_split(tmp_path / "toy", split)) for split in ("train", "eval")}
+    uids = {split: {s.uid for s in stored[split]} for split in stored}
+    assert not any(uid.startswith("copy-") for split in uids for uid in uids[split])
+    for i in range(200):  # a resized copy is a near-duplicate: same group, same split as its original
+        assert (f"own-{i}" in uids["eval"]) == (f"big-{i}" in uids["eval"]), i
+    assert 0.15 < manifest["splits"]["eval"]["count"] / 400 < 0.45
+    exact_only = write_dataset(tmp_path / "toy2", "toy2", [Sample(s.uid, picture(int(s.uid.split("-")[1]), 10 if
+                               s.uid.startswith("big") else 5), s.caption, "toy", s.classes, s.group)
+                               for s in samples + resized], eval_fraction=0.3, near_duplicates=False)
+    assert exact_only["content"]["near_duplicates_not_grouped"] > 0
 
 
 def test_train_and_eval_never_share_a_group(real_root):

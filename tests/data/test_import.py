@@ -63,7 +63,7 @@ def test_img2dataset_shards(tmp_path):
     with wds.TarWriter(str(shards / "00000.tar")) as sink:
         for i in range(5):
             buffer = io.BytesIO()
-            make_image("red").save(buffer, format="JPEG")
+            make_image(["red", "green", "blue", "yellow", "purple"][i]).save(buffer, format="JPEG")
             sink.write({"__key__": f"{i:09d}", "jpg": buffer.getvalue(), "txt": f"photo {i}",
                         "json": json.dumps({"key": f"{i:09d}", "url": "http://example.invalid"})})
     ws = Workspace.resolve(tmp_path / "ws").ensure()

@@ -11,7 +11,7 @@ from types import ModuleType
 
 from tqdm import tqdm
 
-from workbench.data.shards import read_manifest, write_dataset
+from workbench.data.shards import LAYOUT_VERSION, read_manifest, write_dataset
 from workbench.data.sources import clipart_web, digits, emoji, fashion_mnist, glyphs, tuxpaint
 from workbench.workspace import Workspace
 
@@ -27,7 +27,8 @@ def source(name: str) -> ModuleType:
 
 
 def is_current(manifest: dict, module: ModuleType, limit: int | None) -> bool:
-    return manifest.get("source_version") == module.VERSION and manifest.get("limit") == limit
+    return (manifest.get("source_version") == module.VERSION and manifest.get("limit") == limit
+            and manifest.get("layout_version") == LAYOUT_VERSION)
 
 
 def build_dataset(name: str, ws: Workspace, force: bool = False, limit: int | None = None,
@@ -44,7 +45,8 @@ def build_dataset(name: str, ws: Workspace, force: bool = False, limit: int | No
     samples = tqdm(module.samples(ws, limit=limit, skipped=skipped), desc=f"build {name}", unit=" samples",
                    disable=None if progress else True, mininterval=1.0)
     extra = {"source_version": module.VERSION, "limit": limit, "skipped": skipped, "packages": module.PACKAGES}
-    manifest = write_dataset(out, name, samples, module.EVAL_FRACTION, module.EVAL_ONLY, extra=extra)
+    manifest = write_dataset(out, name, samples, module.EVAL_FRACTION, module.EVAL_ONLY, extra=extra,
+                             near_duplicates=getattr(module, "NEAR_DUPLICATES", True))
     manifest["build_seconds"] = round(time.perf_counter() - started, 1)
     return manifest
 

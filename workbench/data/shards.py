@@ -7,20 +7,27 @@ Splits are ``train`` and ``eval``; classification-only sets have just ``eval``.
 
 A dataset is written into a temporary folder and committed by one atomic rename, so a reader never
 sees a half-written dataset.
+
+Splits are drawn per *content group*, not per file: samples whose decoded pixels are identical (the same
+picture under two names or folders), or whose small perceptual hash is identical, join one group with the
+source's own group (e.g. one glyph's renders). A group never spans splits, and exact pixel duplicates inside
+a split collapse to their first sample, so no eval or validation image is ever a training image.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
 import webdataset as wds
 from PIL import Image
 
@@ -30,6 +37,8 @@ VALIDATION = "validation"
 """A slice of the train split, not a stored split: recipes are tuned on it (with ``data.holdout`` the
 student never trains on it), so the eval split is never used to choose anything."""
 VALIDATION_SHARE = 0.1
+LAYOUT_VERSION = 2
+"""Bumped when the split rule changes (2: content groups); a dataset built under another is rebuilt."""
 
 
 @dataclass
@@ -94,13 +103,14 @@ class DatasetWriter:
         self.counts: dict[str, int] = {}
         self._hash = hashlib.sha256()
 
-    def write(self, sample: Sample, split: str) -> None:
+    def write(self, sample: Sample, split: str, png: bytes | None = None) -> None:
+        """Append ``sample`` to ``split``; ``png`` is its already-encoded image, if the caller has it."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         if split not in self._writers:
             pattern = str(self.tmp_dir / f"{split}-%06d.tar")
             self._writers[split] = wds.ShardWriter(pattern, maxcount=self.samples_per_shard, verbose=0)
-        png = encode_png(to_rgb_on_white(sample.image))
+        png = png if png is not None else encode_png(to_rgb_on_white(sample.image))
         meta = {"uid": sample.uid, "source": sample.source, "classes": sample.classes,
                 "group": sample.group or sample.uid}
         self._writers[split].write({"__key__": shard_key(sample.uid), "png": png, "txt": sample.caption,
@@ -121,6 +131,7 @@ class DatasetWriter:
                         "shards": sorted(p.name for p in self.tmp_dir.glob(f"{split}-*.tar"))}
                 for split, count in sorted(self.counts.items())
             },
+            "layout_version": LAYOUT_VERSION,
             **(extra or {}),
         }
         (self.tmp_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -167,15 +178,98 @@ def iter_split(dataset_dir: Path, split: str) -> Iterator[Sample]:
                      source=meta["source"], classes=meta.get("classes", {}), group=meta.get("group", ""))
 
 
+def pixel_hash(image: Image.Image) -> str:
+    """Identity of the decoded RGB pixels (and size): the same picture whatever file or format held it."""
+    return hashlib.sha256(f"{image.size}".encode() + image.tobytes()).hexdigest()[:24]
+
+
+def near_hash(image: Image.Image) -> str:
+    """A 64-bit difference hash (grey 9×8 area means, adjacent-cell order): equal for resized copies."""
+    grey = np.asarray(image.convert("L").resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
+    bits = (grey[:, 1:] > grey[:, :-1]).flatten()
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+@dataclass
+class _Encoded:
+    sample: Sample   # its image is dropped once encoded, to bound memory
+    png: bytes
+    pixels: str
+    near: str
+
+
+class _Groups:
+    """Union-find over string keys; a component is named by its smallest key (stable across runs)."""
+
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    def find(self, key: str) -> str:
+        self.parent.setdefault(key, key)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, a: str, b: str) -> bool:
+        a, b = self.find(a), self.find(b)
+        if a == b:
+            return False
+        if b < a:
+            a, b = b, a
+        self.parent[b] = a
+        return True
+
+
+def _join_equal(groups: _Groups, items: list[_Encoded], field_name: str) -> int:
+    """Join the groups of items whose ``field_name`` hashes are equal; returns the merges made."""
+    first: dict[str, str] = {}
+    merges = 0
+    for item in items:
+        own = item.sample.group or item.sample.uid
+        merges += groups.union(first.setdefault(getattr(item, field_name), own), own)
+    return merges
+
+
+def content_groups(items: list[_Encoded], near_duplicates: bool) -> tuple[list[str], dict[str, int]]:
+    """Each item's content group: its own group joined with every item of equal pixels and, with
+    ``near_duplicates``, of equal perceptual hash. Returns the groups and the merges each rule made (the
+    perceptual rule is counted even where it does not group, so a manifest says what it would add)."""
+    groups = _Groups()
+    merges = {"pixel_duplicates": _join_equal(groups, items, "pixels")}
+    if near_duplicates:
+        merges["near_duplicates"] = _join_equal(groups, items, "near")
+    else:
+        merges["near_duplicates_not_grouped"] = _join_equal(copy.deepcopy(groups), items, "near")
+    return [groups.find(item.sample.group or item.sample.uid) for item in items], merges
+
+
 def write_dataset(out_dir: Path, name: str, samples: Iterable[Sample], eval_fraction: float,
-                  eval_only: bool = False, extra: dict | None = None, samples_per_shard: int = 2000) -> dict:
-    """Split samples by hashed group and write them as one committed dataset."""
+                  eval_only: bool = False, extra: dict | None = None, samples_per_shard: int = 2000,
+                  near_duplicates: bool = True) -> dict:
+    """Split samples by content group (see the module docstring) and write them as one committed dataset.
+
+    The manifest's ``content`` entry counts what grouping did: groups merged by identical pixels and by the
+    perceptual hash, and duplicates collapsed inside a split.
+    """
+    encoded = []
+    for sample in samples:
+        rgb = to_rgb_on_white(sample.image)
+        encoded.append(_Encoded(replace(sample, image=None), encode_png(rgb), pixel_hash(rgb), near_hash(rgb)))
+    groups, merges = content_groups(encoded, near_duplicates)
     writer = DatasetWriter(out_dir, name, samples_per_shard)
+    written: set[str] = set()
+    collapsed = 0
     try:
-        for sample in samples:
-            split = "eval" if eval_only else split_of(sample.group or sample.uid, eval_fraction)
-            writer.write(sample, split)
+        for item, group in zip(encoded, groups):
+            split = "eval" if eval_only else split_of(group, eval_fraction)
+            if item.pixels in written:  # one group, hence one split: an exact copy adds nothing
+                collapsed += 1
+                continue
+            written.add(item.pixels)
+            writer.write(replace(item.sample, group=group), split, item.png)
     except BaseException:
         writer.abort()
         raise
-    return writer.commit(extra)
+    content = {**merges, "collapsed_duplicates": collapsed, "near_duplicate_grouping": near_duplicates}
+    return writer.commit({**(extra or {}), "content": content})
