@@ -74,10 +74,12 @@ def study_plan(ws: Workspace, file: Path, profile: str | None) -> None:
 @study.command("run")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), help="Scale of the recipe [default: the study's].")
-@click.option("--workers", default=1, show_default=True, help="Trials run in this many local processes.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Trials run in this many local processes [default: cores ÷ the trials' train.threads]. "
+                   "Each trial pins its own thread count, so this changes the wall time, never a number.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Print the study's table at the end.")
 @click.pass_obj
-def study_run(ws: Workspace, file: Path, profile: str | None, workers: int, report: bool) -> None:
+def study_run(ws: Workspace, file: Path, profile: str | None, workers: int | None, report: bool) -> None:
     """Run every trial of FILE not already complete (finished trials and cached stages are reused)."""
     from workbench.study.orchestrate import run_study
 
@@ -127,6 +129,30 @@ def data_build(ws: Workspace, names: tuple[str, ...], force: bool, limit: int | 
         manifest = build_dataset(name, ws.ensure(), force=force, limit=limit)
         counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
         click.echo(f"{name}: {counts} (fingerprint {manifest['fingerprint']})")
+
+
+@data.command("check")
+@click.argument("names", nargs=-1)
+@click.pass_obj
+def data_check(ws: Workspace, names: tuple[str, ...]) -> None:
+    """Hash the decoded pixels of every built split (or of NAMES) and look for held-out images in training.
+
+    Exits 1 if an eval or validation image of a dataset is also one of its training images; near-duplicates
+    (equal perceptual hashes) and overlaps across datasets are listed for the reader to judge.
+    """
+    from workbench.data.build import list_datasets
+    from workbench.data.leaks import check_leaks, leaks, render_overlaps
+
+    built = [row["name"] for row in list_datasets(ws) if row["built"]]
+    missing = [n for n in names if n not in built]
+    if missing:
+        raise click.BadParameter(f"not built: {missing}; built: {', '.join(built) or 'none'}")
+    overlaps = check_leaks({n: ws.dataset_dir(n) for n in names or built}, progress=True)
+    click.echo(render_overlaps(overlaps))
+    found = leaks(overlaps)
+    if found:
+        raise click.ClickException("leak: " + "; ".join(f"{o.pixels} of {o.held_out} in {o.train}" for o in found))
+    click.echo("no held-out image of a dataset is one of its training images (decoded pixels compared)")
 
 
 @data.command("list")

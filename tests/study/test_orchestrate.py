@@ -181,3 +181,28 @@ def _finished_trainings(ws) -> int:
 
 def _checkpoints(ws) -> bool:
     return any(ws.cache_dir.glob("train/*.partial/checkpoint.pt"))
+
+
+def test_a_trials_numbers_do_not_depend_on_how_many_workers_ran_it(shapes_root, shapes_ws, shapes_study, tmp_path):
+    """One worker in this process (torch at its default thread count) and two spawned workers give the
+    same trials bitwise: each trial pins train.threads itself."""
+    import torch
+
+    from workbench.workspace import Workspace
+
+    other = Workspace.resolve(tmp_path / "other").ensure()
+    (other.data_dir / "shapes").symlink_to(shapes_root / "data" / "shapes", target_is_directory=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_study(shapes_study, shapes_ws, workers=1, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    run_study(shapes_study, other, workers=2, progress=False)
+
+    def results(ws):
+        return {(r.data.tags["workbench.point_id"], r.data.tags["workbench.stage.train"]):
+                {k: v for k, v in r.data.metrics.items() if k.startswith("eval/")} for r in runs_of(ws, "trial")}
+
+    alone, side_by_side = results(shapes_ws), results(other)
+    assert len(alone) == 4 and alone == side_by_side

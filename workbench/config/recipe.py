@@ -79,7 +79,8 @@ class TrainConfig(Strict):
     logit_scale_init: float = Field(default=1 / 0.07, gt=0)  # CLIP's initial temperature 0.07
     logit_scale_max: float = Field(default=100.0, gt=0)      # CLIP's clamp
     threads: int = Field(default=0, ge=0)
-    """torch threads per trial (0 = torch's default); trials in parallel workers want 1 each."""
+    """torch CPU threads for the trial's training and eval (0: every core of the machine). Part of the recipe,
+    so of the key: a trial's numbers never depend on how many trials ran beside it (`study run --workers`)."""
     omitted_at_default: ClassVar[dict[str, object]] = {"accumulate": 1, "ema": None, "batch_scale": 1.0}
 
     accumulate: int = Field(default=1, gt=0)

@@ -26,6 +26,7 @@ from workbench.config.study import Study, load_study
 from workbench.study.pipeline import run_trial_stages
 from workbench.study.prepare import prepare_inputs
 from workbench.study.trials import TrialSpec, build_trial, expand_grid
+from workbench.threads import resolve_threads
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten, process_alive
 from workbench.train.trainer import TrainingPruned
 from workbench.workspace import Workspace
@@ -270,13 +271,22 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def run_study(path: str | Path, ws: Workspace, profile: str | None = None, workers: int = 1,
+def default_workers(specs: list[TrialSpec]) -> int:
+    """As many trials at once as the cores hold at each trial's pinned ``train.threads`` (0: all cores)."""
+    cores = os.cpu_count() or 1
+    per_trial = max((resolve_threads(s.recipe.train.threads) for s in specs), default=cores)
+    return max(1, cores // per_trial)
+
+
+def run_study(path: str | Path, ws: Workspace, profile: str | None = None, workers: int | None = 1,
               progress: bool = True) -> RunSummary:
-    """Validate, prepare inputs, then run every trial not already complete."""
+    """Validate, prepare inputs, then run every trial not already complete (``workers`` None: as many
+    local processes as the cores hold at the trials' thread count)."""
     path = str(path)
     study = load_study(path)
     profile = profile or study.profile
     specs = expand_grid(study, path, profile)  # validates every point before any work starts
+    workers = workers or default_workers(specs)
     ws.ensure()
     name = study_name(study, profile)
     tracker = Tracker(ws)

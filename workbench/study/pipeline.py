@@ -14,6 +14,7 @@ from pathlib import Path
 from workbench.config.recipe import Recipe
 from workbench.distributed import rank_and_world
 from workbench.study.cache import StageCache, StageResult, stage_key
+from workbench.threads import pinned_threads
 from workbench.train.trainer import Reporter, train_student
 from workbench.workspace import Workspace
 
@@ -93,7 +94,8 @@ def run_eval_stage(recipe: Recipe, ws: Workspace, trained: StageResult) -> Stage
 
     def build(out: Path) -> None:
         encoder = load_trained(trained.path / "model.pt")
-        result = run_suite(encoder, ws, load_suite(recipe.eval.suite))
+        with pinned_threads(recipe.train.threads):  # the trial's count, whichever process evaluates
+            result = run_suite(encoder, ws, load_suite(recipe.eval.suite))
         (out / "eval.json").write_text(result.to_json())
         (out / "eval.txt").write_text(result.to_table())
 

@@ -25,6 +25,7 @@ from workbench.config.recipe import Recipe, TrainConfig
 from workbench.distributed import init_distributed
 from workbench.models.students import (count_parameters, create_student, get_tokenizer, image_size_of,
                                        make_encoder, training_load_size)
+from workbench.threads import resolve_threads
 from workbench.train.data import BatchStream, load_training_set
 from workbench.train.objective import Batch, distillation_loss, plain_clip_loss, train_step
 from workbench.workspace import Workspace
@@ -217,8 +218,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
 
     reporter = reporter or NullReporter()
     cfg = recipe.train
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(resolve_threads(cfg.threads))  # never the caller's count: see workbench.threads
     rank, world = init_distributed()
     if cfg.batch_size % (world * cfg.accumulate):
         raise ValueError(f"train.batch_size {cfg.batch_size} does not split over {world} ranks × "
