@@ -1,11 +1,14 @@
-"""MLflow bookkeeping works beside an active fluent run, flattens params, and ends dead runs as KILLED."""
+"""MLflow bookkeeping works beside an active fluent run, flattens params, ends dead runs as KILLED, and
+leaves remote stores alone."""
 
 import subprocess
 import sys
 
 import mlflow
+import pytest
 
 from workbench.tracking.mlflow_store import Tracker, flatten
+from workbench.tracking.stores import ensure_sqlite_store, sqlite_file
 from workbench.workspace import Workspace
 
 
@@ -42,3 +45,11 @@ def test_runs_of_dead_processes_are_marked_killed(tmp_path):
     dead = tracker.start_run("dead", "orphan", {"workbench.pid": dead_pid})
     assert tracker.mark_dead_runs_killed("dead") == [dead]
     assert tracker.run_status(dead) == "KILLED" and tracker.run_status(alive) == "RUNNING"
+
+
+def test_remote_and_in_memory_stores_are_left_alone(tmp_path):
+    assert sqlite_file("http://127.0.0.1:5000") is None
+    assert sqlite_file("postgresql://user@db/optuna") is None
+    assert sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file(f"sqlite:///{tmp_path}/o.db?timeout=5") == tmp_path / "o.db"
+    ensure_sqlite_store("postgresql://user@db/optuna", build=lambda url: pytest.fail("built a remote store"))

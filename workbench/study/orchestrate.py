@@ -28,6 +28,7 @@ from workbench.study.prepare import prepare_inputs
 from workbench.study.trials import TrialSpec, build_trial, expand_grid
 from workbench.threads import resolve_threads
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten, process_alive
+from workbench.tracking.stores import open_optuna_storage
 from workbench.train.trainer import TrainingPruned
 from workbench.workspace import Workspace
 
@@ -40,7 +41,7 @@ def study_name(study: Study, profile: str) -> str:
 
 
 def open_optuna_study(study: Study, profile: str, ws: Workspace) -> optuna.Study:
-    storage = optuna.storages.RDBStorage(ws.optuna_storage, engine_kwargs=_engine_kwargs(ws.optuna_storage))
+    storage = open_optuna_storage(ws.optuna_storage)
     if study.search:
         samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
                     "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
@@ -52,10 +53,6 @@ def open_optuna_study(study: Study, profile: str, ws: Workspace) -> optuna.Study
               else optuna.pruners.NopPruner())
     return optuna.create_study(study_name=study_name(study, profile), storage=storage, sampler=sampler,
                                pruner=pruner, direction=study.objective.direction, load_if_exists=True)
-
-
-def _engine_kwargs(url: str) -> dict:
-    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
 
 
 @dataclass

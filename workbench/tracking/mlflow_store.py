@@ -3,26 +3,35 @@
 Everything goes through ``MlflowClient`` with explicit run ids rather than the fluent "active run"
 state, so logging works the same inside worker processes and when the caller already has a run open.
 Runs record the host and process that own them; a later invocation marks runs whose process died as
-KILLED, so a ``kill -9`` leaves no run RUNNING forever.
+KILLED, so a ``kill -9`` leaves no run RUNNING forever. The workspace's sqlite store is created whole
+(``workbench.tracking.stores``); a half-migrated one left by an older workbench is rebuilt if it holds
+nothing, and refused with the command to run if it holds runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
+import mlflow
 import pandas as pd
+from alembic.script import ScriptDirectory
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.store.db.utils import _get_alembic_config
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
+from workbench.tracking.stores import StoreError, ensure_sqlite_store
 from workbench.workspace import Workspace
 
 TAG_PREFIX = "workbench."
@@ -57,9 +66,67 @@ def process_alive(host: str | None, pid: str | None) -> bool:
     return True
 
 
+@functools.cache
+def _schema_revisions() -> tuple[str, frozenset[str]]:
+    """This MLflow's head schema revision and every revision it knows (its alembic migrations)."""
+    script = ScriptDirectory.from_config(_get_alembic_config(""))
+    return script.get_current_head(), frozenset(r.revision for r in script.walk_revisions())
+
+
+def _inspect_store(path: Path) -> tuple[str | None, bool]:
+    """(schema revision, holds data) of an MLflow sqlite file, read with the standard library.
+
+    Data is anything a user made: a run, an experiment besides the built-in Default (id 0), a trace
+    or a registered model. Opening in read-write mode lets sqlite roll back a killed writer's journal.
+    """
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=60)) as db:
+            tables = {name for (name,) in db.execute("select name from sqlite_master where type = 'table'")}
+            revision = (db.execute("select version_num from alembic_version").fetchone() or [None])[0] \
+                if "alembic_version" in tables else None
+            queries = {"runs": "select 1 from runs limit 1",
+                       "experiments": "select 1 from experiments where experiment_id != 0 limit 1",
+                       "trace_info": "select 1 from trace_info limit 1",
+                       "registered_models": "select 1 from registered_models limit 1"}
+            has_data = any(db.execute(query).fetchone() for table, query in queries.items() if table in tables)
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path}: not a readable MLflow sqlite store ({error}); it is kept as it is: "
+                         f"move it away to start a new store, or point --mlflow-uri elsewhere") from error
+    return revision, has_data
+
+
+def _mlflow_store_needs_build(path: Path) -> bool:
+    """True if the store is missing, or half-made and empty; raises if it holds data at another schema."""
+    if not path.exists():
+        return True
+    revision, has_data = _inspect_store(path)
+    head, known = _schema_revisions()
+    if revision == head:
+        return False
+    if not has_data:
+        return True  # a creation that died half-way: nothing to lose, rebuild it
+    if revision not in known:
+        raise StoreError(f"{path}: this MLflow store has schema {revision}, which MLflow {mlflow.__version__} "
+                         f"does not know (made by a newer MLflow?); it holds runs, so it is kept: upgrade "
+                         f"MLflow (pip install -U mlflow) or point --mlflow-uri at another store")
+    raise StoreError(f"{path}: this MLflow store has schema {revision}, MLflow {mlflow.__version__} needs "
+                     f"{head}; it holds runs, so it is kept as it is. Back it up, then upgrade it: "
+                     f"cp {path} {path}.bak && mlflow db upgrade sqlite:///{path}")
+
+
+def ensure_mlflow_store(ws: Workspace) -> None:
+    """Create the workspace's sqlite MLflow store whole (or repair a half-made, empty one) before use."""
+    def build(url: str) -> None:
+        store = SqlAlchemyStore(url, ws.artifacts_dir.as_uri())  # full schema plus the Default experiment
+        store.engine.dispose()
+
+    ensure_sqlite_store(ws.mlflow_uri, build, _mlflow_store_needs_build)
+
+
 class Tracker:
     def __init__(self, ws: Workspace):
         self.ws = ws
+        ensure_mlflow_store(ws)
         self.client = MlflowClient(tracking_uri=ws.mlflow_uri)
 
     def experiment_id(self, name: str) -> str:
@@ -185,5 +252,6 @@ def ui_command(ws: Workspace, port: int) -> list[str]:
 def start_ui(ws: Workspace, port: int) -> subprocess.Popen:
     """Start the MLflow UI on 127.0.0.1 against the workspace's store."""
     ws.ensure()
+    ensure_mlflow_store(ws)
     return subprocess.Popen(ui_command(ws, port))
 
