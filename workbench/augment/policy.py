@@ -174,7 +174,7 @@ def decompress(rows: list[list[Any]], policy: AugmentPolicy) -> AugParams:
 
 
 def stored_numbers(policy: AugmentPolicy) -> int:
-    """Numbers one augmentation stores at most (the storage report's raw minimum counts 4 bytes each)."""
+    """Numbers one augmentation stores at most (the plan's storage estimate counts 4 bytes each)."""
     sizes = {"random_resized_crop": 4, "random_horizontal_flip": 1, "rand_augment": 2 * policy.randaugment_ops,
              "range_augment": 2, "random_erase": 4}
     return sum(sizes[s] for s in policy.stages)
