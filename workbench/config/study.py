@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from workbench.config.overrides import ConfigError, check_key
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+ROW_SEPARATOR = " / "
+"""Joins the labels of several row axes into one row label (``table.reference``)."""
 
 
 class _Strict(BaseModel):
@@ -115,11 +117,39 @@ class Table(_Strict):
     columns: str | None = None
     """An axis name whose values become columns (then the first of ``metrics`` fills the cells)."""
     metrics: list[str] = Field(default_factory=lambda: ["zeroshot", "retrieval", "avg"])
+    reference: str | None = None
+    """The control row's label, as the table prints it; with several row axes, their labels joined by
+    ``ROW_SEPARATOR`` in ``rows`` order ("clipart-web / plain"). Every other row gets a verdict against it."""
 
     @field_validator("rows", mode="before")
     @classmethod
     def _one_row_axis(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    def reference_labels(self, axes: dict[str, Axis]) -> tuple[str, ...]:
+        """The reference's label on each row axis; ValueError saying how rows are labelled if none matches."""
+        def split(text: str, names: list[str]) -> tuple[str, ...] | None:
+            if len(names) == 1:
+                return (text,) if text in axes[names[0]].display_labels else None
+            for label in axes[names[0]].display_labels:
+                if text.startswith(label + ROW_SEPARATOR):
+                    rest = split(text[len(label) + len(ROW_SEPARATOR):], names[1:])
+                    if rest is not None:
+                        return (label, *rest)
+            return None
+
+        if not self.rows:
+            raise ValueError("a reference row needs `table.rows`; this table has one row")
+        found = split(self.reference or "", self.rows)
+        if found is None:
+            labels = {name: axes[name].display_labels for name in self.rows}
+            choices = "; ".join(f"{name}: {', '.join(v[:8])}{', …' if len(v) > 8 else ''}"
+                                for name, v in labels.items())
+            how = "" if len(self.rows) == 1 else (
+                f"; write one label of each row axis joined by {ROW_SEPARATOR!r} in `rows` order, e.g. "
+                f"{ROW_SEPARATOR.join(v[0] for v in labels.values())!r}")
+            raise ValueError(f"{self.reference!r} is not a row label ({choices}){how}")
+        return found
 
 
 class Study(_Strict):
@@ -219,6 +249,14 @@ def _check_references(study: Study, where: str) -> None:
     if study.table.columns is not None and study.table.columns not in study.axes:
         raise ConfigError(where, f"table.columns: {study.table.columns!r} is not an axis "
                                  f"(axes: {sorted(study.axes) or 'none'})")
+    if study.table.reference is not None:
+        if study.search:
+            raise ConfigError(where, "table.reference: a search study's rows mix trials of different values, "
+                                     "so seeds cannot be told from them; compare a grid study's rows instead")
+        try:
+            study.table.reference_labels(study.axes)
+        except ValueError as error:
+            raise ConfigError(where, f"table.reference: {error}") from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
