@@ -401,7 +401,8 @@ def _print_report(ws: Workspace, file: Path, profile: str | None, write: bool, o
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True)
 @click.pass_obj
 def report(ws: Workspace, file: Path, profile: str | None, out: Path) -> None:
-    """Print FILE's table (mean ± std over seeds) and write it to OUT as Markdown and CSV."""
+    """Print FILE's table (mean ± std over seeds), each row's verdict against `table.reference` and the runs'
+    provenance; write them to OUT as Markdown, and the numbers (per seed, with run ids) as CSV."""
     _print_report(ws, file, profile, write=True, out=out)
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import pandas as pd
 
 from workbench.config.study import load_study
-from workbench.report.table import build_table, write_report
+from workbench.report.provenance import THREADS, provenance
+from workbench.report.table import build_table, latest_per_point, write_report
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker
 from workbench.workspace import Workspace
 
@@ -18,16 +24,42 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None,
 
     study = load_study(path)
     profile = profile or study.profile
-    runs = Tracker(ws).trial_runs(study_name(study, profile))
+    tracker = Tracker(ws)
+    runs = tracker.trial_runs(study_name(study, profile))
     if not runs.empty and not study.search:  # only the points the file defines now
         points = {spec.point_id for spec in expand_grid(study, path, profile)}
         runs = runs[runs[f"tags.{TAG_PREFIX}point_id"].isin(points)]
     paper = f" — {study.paper.name} Tab. {study.paper.table}" if study.paper else ""
     title = f"{study.title or study.study}{paper} (profile {profile})"
     table = build_table(study, runs, title)
-    table.command = f"workbench report {path}" + (f" --profile {profile}" if profile != study.profile else "")
+    flag = f" --profile {profile}" if profile != study.profile else ""
+    table.command = f"workbench report {path}{flag}"
+    shown = latest_per_point(runs)
+    shown = shown.assign(**{THREADS: [_trained_threads(tracker, row) for _, row in shown.iterrows()]})
+    table.provenance = provenance(shown, f"workbench study run {path}{flag}", table.command)
     written: list[Path] = []
     if out_dir is not None:
         stem = study.study if profile == "micro" else f"{study.study}-{profile}"
         written = list(write_report(table, Path(out_dir), stem))
     return table.to_markdown(), written
+
+
+def _trained_threads(tracker: Tracker, run: pd.Series) -> float:
+    """The torch thread count the run's training recorded in its summary; else its recipe's
+    ``train.threads`` when that pins a count (0 means "every core" of a machine we no longer know)."""
+    try:
+        return float(json.loads(_artifact_text(tracker, run["run_id"], "train/summary.json"))["threads"])
+    except (OSError, KeyError, ValueError):  # an older run without the summary, or its artifacts are gone
+        pinned = pd.to_numeric(run.get("params.train.threads"), errors="coerce")
+        return float(pinned) if pd.notna(pinned) and pinned > 0 else float("nan")
+
+
+def _artifact_text(tracker: Tracker, run_id: str, path: str) -> str:
+    """A run's artifact as text: read in place from a local store, else downloaded."""
+    uri = tracker.client.get_run(run_id).info.artifact_uri
+    if uri.startswith("file:"):
+        return (Path(url2pathname(urlparse(uri).path)) / path).read_text()
+    try:
+        return Path(tracker.client.download_artifacts(run_id, path)).read_text()
+    except Exception as error:  # the store's own error type: report it as a missing file
+        raise OSError(f"{run_id}: {path}: {error}") from error

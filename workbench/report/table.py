@@ -1,17 +1,21 @@
-"""A study's table as the paper would print it: mean ± std over seeds, from the runs in MLflow."""
+"""A study's table as the paper would print it (mean ± std over seeds, from the runs in MLflow), the
+verdict of each row against the study's control row, and the numbers behind both as a numeric CSV."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from workbench.config.study import Study
+from workbench.config.study import ROW_SEPARATOR, Study
 from workbench.evaluate.spec import NEAR_CHANCE_Z
+from workbench.report.stats import HEADLINE_SEEDS, METHOD_NOTE, compare
 from workbench.tracking.mlflow_store import TAG_PREFIX
 
 AXIS_TAG = f"tags.{TAG_PREFIX}axis."
+SEED_TAG = f"tags.{TAG_PREFIX}seed"
 
 
 @dataclass
@@ -28,10 +32,22 @@ class StudyTable:
     """Says which cells are bold (the best column of each row), when some are."""
     near_chance_note: str = ""
     """Says what a † marks, when some cell has one."""
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Numeric, one line per cell and metric: n, mean, std, item_se, the verdict against the reference
+    (diff, ci_low, ci_high, df, verdict) and each seed's value and run id. Written as the CSV."""
+    reference: str | None = None
+    verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The verdict table under the Markdown table (empty without a reference)."""
+    verdict_notes: list[str] = field(default_factory=list)
+    provenance: list[str] = field(default_factory=list)
+    """Lines saying what made the runs: commit, command, data fingerprints, threads."""
+    pooled: list[str] = field(default_factory=list)
+    """Axes neither rows nor columns: each cell pools their values with its seeds."""
 
     def to_markdown(self) -> str:
         lines = [f"# {self.title}", "",
-                 f"{self.runs} runs; cells are mean ± std over {self.seeds} seed(s)."
+                 f"{self.runs} runs; cells are mean ± std over {self.seeds} seed(s)"
+                 + "".join(f" × every {axis}" for axis in self.pooled) + "."
                  + (f" Made by `{self.command}`." if self.command else ""), ""]
         lines.append(_markdown(self.table))
         notes = " ".join(note for note in (self.best_note, self.near_chance_note) if note)
@@ -39,11 +55,19 @@ class StudyTable:
             lines += ["", notes]
         if self.chance:
             lines += ["", "Chance: " + ", ".join(f"{k} {v:.4f}" for k, v in self.chance.items())]
+        if self.reference is None:
+            lines += ["", "No reference row (`table.reference`): no verdicts; the gaps above are untested."]
+        else:
+            lines += ["", f"## Against the reference: {self.reference}", "", _markdown(self.verdicts, index=False)]
+            for note in self.verdict_notes:
+                lines += ["", note]
+        if self.provenance:
+            lines += ["", "## Provenance", "", *(f"- {line}" for line in self.provenance)]
         return "\n".join(lines) + "\n"
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    frame = frame.reset_index()
+def _markdown(frame: pd.DataFrame, index: bool = True) -> str:
+    frame = frame.reset_index() if index else frame
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
@@ -101,9 +125,9 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
         present = [i for i in index if i in cells.index]
         cells, means, flagged = cells.loc[present], means.loc[present], flagged.loc[present]
     cells = cells.fillna("–")
+    maximize = study.objective is None or study.objective.direction == "maximize"
     note = ""
     if spec.columns and len(means.columns) > 1:  # the paper's convention: the best column of each row in bold
-        maximize = study.objective is None or study.objective.direction == "maximize"
         best = means.idxmax(axis=1) if maximize else means.idxmin(axis=1)
         for row, column in best.dropna().items():
             cells.loc[row, column] = f"**{cells.loc[row, column]}**"
@@ -115,8 +139,120 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
         near_note = (f"†: fewer than {NEAR_CHANCE_Z:g} standard errors above chance in at least one seed "
                      "(z = (value − chance) / stderr, as `workbench eval` prints it).")
     chance = {m: float(runs[f"metrics.chance/{m}"].mean()) for m in metrics if f"metrics.chance/{m}" in runs}
-    return StudyTable(title, cells, means, chance, len(runs), len(study.seed_list), best_note=note,
-                      near_chance_note=near_note)
+    numbers = _cell_numbers(runs, frame, by, metrics, orders)
+    pooled = [name for name, axis in study.axes.items() if name not in by and axis.size > 1]
+    table = StudyTable(title, cells, means, chance, len(runs), len(study.seed_list), best_note=note,
+                       near_chance_note=near_note, cells=numbers, pooled=pooled)
+    reference = spec.reference_labels(study.axes) if spec.reference is not None else None
+    table.reference = spec.reference
+    table.cells, table.verdicts, table.verdict_notes = _verdicts(numbers, rows, spec.columns, reference, maximize)
+    if reference is not None and pooled:
+        table.verdict_notes.append(f"Cells pool every value of {', '.join(pooled)} (neither rows nor "
+                                   "columns): their spread counts as seed noise.")
+    return table
+
+
+def _cell_numbers(runs: pd.DataFrame, frame: pd.DataFrame, by: list[str], metrics: list[str],
+                  orders: dict[str, list[str]]) -> pd.DataFrame:
+    """One line per cell and metric, in table order: runs (n), distinct seeds, mean, std, mean item
+    standard error, and each
+    seed's value and run id (``value_seed_<s>``, ``run_id_seed_<s>``; a search study's repeats of one seed
+    get ``.1``, ``.2``, …)."""
+    seeds = runs[SEED_TAG] if SEED_TAG in runs else pd.Series(range(len(runs)), index=runs.index)
+    seeds = seeds.astype(str)
+    run_ids = runs["run_id"] if "run_id" in runs else pd.Series("", index=runs.index)
+    lines = []
+    for key, group in frame.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        for metric in metrics:
+            values = group[metric].dropna()
+            stderr = runs.loc[values.index, f"metrics.stderr/{metric}"].astype(float) \
+                if f"metrics.stderr/{metric}" in runs else pd.Series(dtype=float)
+            line = {**dict(zip(by, key)), "metric": metric, "n": len(values),
+                    "seeds": seeds[values.index].nunique(),
+                    "mean": values.mean() if len(values) else math.nan,
+                    "std": values.std(ddof=1) if len(values) > 1 else math.nan,
+                    "item_se": stderr.mean() if stderr.notna().any() else math.nan}
+            seen: dict[str, int] = {}
+            for index in sorted(values.index, key=lambda i: (_seed_order(seeds[i]), runs.loc[i, "start_time"])):
+                seed = seeds[index]
+                name = seed if seed not in seen else f"{seed}.{seen[seed]}"
+                seen[seed] = seen.get(seed, 0) + 1
+                line[f"value_seed_{name}"] = values[index]
+                line[f"run_id_seed_{name}"] = run_ids[index]
+            lines.append(line)
+    numbers = pd.DataFrame(lines)
+    position = {name: {label: i for i, label in enumerate(orders.get(name, []))} for name in by}
+    numbers = numbers.sort_values(by, kind="stable",  # the study file's order of each axis
+                                  key=lambda col: col.map(lambda v: position[col.name].get(v, len(position[col.name]))))
+    values = sorted((c for c in numbers if c.startswith("value_seed_")), key=_column_order)
+    ids = sorted((c for c in numbers if c.startswith("run_id_seed_")), key=_column_order)
+    fixed = [c for c in numbers if c not in values and c not in ids]
+    return numbers[fixed + values + ids].reset_index(drop=True)
+
+
+def _seed_order(seed: str) -> tuple:
+    return (0, int(seed), "") if seed.lstrip("-").isdigit() else (1, 0, seed)
+
+
+def _column_order(column: str) -> tuple:
+    seed, _, repeat = column.rsplit("_", 1)[-1].partition(".")
+    return (*_seed_order(seed), int(repeat or 0))
+
+
+def _verdicts(numbers: pd.DataFrame, rows: list[str], column: str | None, reference: tuple[str, ...] | None,
+              maximize: bool) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Each row against the reference row (in the same column, when the table has columns), per metric:
+    ``numbers`` with the verdict columns (empty without a reference), the Markdown verdict table and its notes."""
+    per_seed = [c for c in numbers if c.startswith(("value_seed_", "run_id_seed_"))]
+    numbers = numbers.assign(reference=ROW_SEPARATOR.join(reference or ()), diff=math.nan, ci_low=math.nan,
+                             ci_high=math.nan, df=math.nan, verdict="")
+    numbers = numbers[[c for c in numbers if c not in per_seed] + per_seed]
+    if reference is None:
+        return numbers, pd.DataFrame(), []
+    seeds = [c for c in numbers if c.startswith("value_seed_")]
+    keyed = numbers.set_index([*rows, *([column] if column else []), "metric"])
+    shown, few, no_item_se = [], False, False
+    for i, line in numbers.iterrows():
+        if tuple(line[r] for r in rows) == reference:
+            numbers.loc[i, "verdict"] = "reference"
+            continue
+        shown_line = {**{r: line[r] for r in rows}, **({column: line[column]} if column else {}),
+                      "metric": line["metric"]}
+        ref_key = (*reference, *([line[column]] if column else []), line["metric"])
+        if ref_key not in keyed.index:
+            numbers.loc[i, "verdict"] = "reference has no runs"
+            shown.append({**shown_line, "runs": f"{line['n']} vs 0", "difference": "–", "95% interval": "–",
+                          "verdict": "reference has no runs"})
+            continue
+        ref = keyed.loc[ref_key]
+        item_se, ref_item_se = line["item_se"], ref["item_se"]
+        no_se = math.isnan(item_se) or math.isnan(ref_item_se)
+        result = compare(line[seeds].dropna().to_numpy(float), 0.0 if math.isnan(item_se) else item_se,
+                         ref[seeds].dropna().to_numpy(float), 0.0 if math.isnan(ref_item_se) else ref_item_se,
+                         higher_is_better=maximize)
+        numbers.loc[i, ["diff", "ci_low", "ci_high", "df", "verdict"]] = \
+            [result.diff, result.low, result.high, result.df, result.verdict]
+        short = min(line["seeds"], ref["seeds"]) < HEADLINE_SEEDS
+        few, no_item_se = few or short, no_item_se or no_se
+        shown.append({**shown_line, "runs": f"{line['n']} vs {ref['n']}" + (" ‡" if short else ""),
+                      "difference": _signed(result.diff),
+                      "95% interval": "–" if math.isnan(result.low)
+                      else f"[{_signed(result.low)}, {_signed(result.high)}]",
+                      "verdict": result.verdict + (" §" if no_se else "")})
+    notes = [METHOD_NOTE + f" {'Higher' if maximize else 'Lower'} is better (the objective's direction). "
+             "Item standard errors are the ones each run logs as `stderr/<metric>`: a task's binomial standard "
+             "error, or for a headline column (zeroshot, retrieval, avg) √(Σ se²) / K over its K tasks'."]
+    if few:
+        notes.append(f"‡ fewer than {HEADLINE_SEEDS} seeds on a side: headline comparisons need ≥ "
+                     f"{HEADLINE_SEEDS} seeds.")
+    if no_item_se:
+        notes.append("§ a side's runs logged no item standard error: that side counts seed noise only.")
+    return numbers, pd.DataFrame(shown), notes
+
+
+def _signed(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:+.4f}".replace("-", "−")
 
 
 def _near_chance(runs: pd.DataFrame, metric: str) -> pd.Series:
@@ -133,5 +269,5 @@ def write_report(table: StudyTable, out_dir: Path, stem: str) -> tuple[Path, Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     md, csv = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
     md.write_text(table.to_markdown())
-    table.table.to_csv(csv)
+    table.cells.to_csv(csv, index=False, float_format="%.10g")
     return md, csv

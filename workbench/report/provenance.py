@@ -1,0 +1,45 @@
+"""What made a table's runs: git commit, commands, training-data fingerprints and torch threads.
+
+Each is read from the runs themselves (tags, parameters, the training summary), never assumed; where the
+runs disagree (two commits, two thread counts) the report says so, run counts included.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from workbench.tracking.mlflow_store import TAG_PREFIX
+
+COMMIT_TAG = f"tags.{TAG_PREFIX}git_commit"
+DATA_TAG = f"tags.{TAG_PREFIX}data."
+PARENT_TAG = "tags.mlflow.parentRunId"
+THREADS = "threads"
+"""Column of ``runs`` with each run's torch thread count, as its training summary recorded it."""
+
+
+def agreement(values: pd.Series, fmt=str, runs: str = "runs") -> str:
+    """``v (all N runs)``, or every distinct value with its run count when the runs disagree."""
+    counts = values.map(lambda v: "not recorded" if pd.isna(v) or v == "" else fmt(v)).value_counts(sort=True)
+    if len(counts) == 1:
+        return f"{counts.index[0]} (all {counts.iloc[0]} {runs})"
+    return "**the runs disagree**: " + ", ".join(f"{value} ({count} run{'s' if count > 1 else ''})"
+                                                 for value, count in counts.items())
+
+
+def provenance(runs: pd.DataFrame, run_command: str, report_command: str) -> list[str]:
+    """Markdown lines for the report's provenance section."""
+    column = lambda name: runs[name] if name in runs else pd.Series(pd.NA, index=runs.index)  # noqa: E731
+    invocations = column(PARENT_TAG).dropna().nunique()
+    lines = [f"Runs made by `{run_command}`"
+             + (f" ({invocations} invocation{'s' if invocations != 1 else ''} of it)" if invocations else "")
+             + f"; rendered by `{report_command}`.",
+             f"Git commit of the runs: {agreement(column(COMMIT_TAG), lambda c: f'`{c}`')}."]
+    datasets = sorted(c.removeprefix(DATA_TAG) for c in runs if c.startswith(DATA_TAG))
+    if datasets:
+        lines.append("Training data fingerprints: " + "; ".join(
+            f"{name} {agreement(runs[DATA_TAG + name].dropna(), lambda f: f'`{f}`', 'runs training on it')}"
+            for name in datasets) + ".")
+    else:
+        lines.append("Training data fingerprints: not recorded by these runs.")
+    lines.append("Torch threads of training and eval: " + agreement(column(THREADS), lambda t: str(int(t))) + ".")
+    return lines
