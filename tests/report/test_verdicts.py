@@ -65,6 +65,8 @@ def test_missing_item_errors_and_a_reference_without_runs_are_said():
     assert "§ a side's runs logged no item standard error" in table.to_markdown()
     no_control = runs()[lambda r: r["tags.workbench.axis.method"] != "plain"]
     assert set(build_table(study(), no_control, "t").verdicts["verdict"]) == {"reference has no runs"}
+    only_control = runs()[lambda r: r["tags.workbench.axis.method"] == "plain"]
+    assert "No other row has runs to compare with it." in build_table(study(), only_control, "t").to_markdown()
 
 
 def test_without_a_reference_the_report_says_nothing_was_tested():

@@ -33,8 +33,8 @@ class StudyTable:
     near_chance_note: str = ""
     """Says what a † marks, when some cell has one."""
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """Numeric, one line per cell and metric: n, mean, std, item_se, the verdict against the reference
-    (diff, ci_low, ci_high, df, verdict) and each seed's value and run id. Written as the CSV."""
+    """Numeric, one line per cell and metric: runs (n), seeds, mean, std, item_se, the verdict against the
+    reference (diff, ci_low, ci_high, df, verdict) and each seed's value and run id. Written as the CSV."""
     reference: str | None = None
     verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The verdict table under the Markdown table (empty without a reference)."""
@@ -58,7 +58,9 @@ class StudyTable:
         if self.reference is None:
             lines += ["", "No reference row (`table.reference`): no verdicts; the gaps above are untested."]
         else:
-            lines += ["", f"## Against the reference: {self.reference}", "", _markdown(self.verdicts, index=False)]
+            lines += ["", f"## Against the reference: {self.reference}", "",
+                      _markdown(self.verdicts, index=False) if not self.verdicts.empty
+                      else "No other row has runs to compare with it."]
             for note in self.verdict_notes:
                 lines += ["", note]
         if self.provenance:
