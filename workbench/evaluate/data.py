@@ -86,11 +86,15 @@ def prepare_task(task: ZeroShotTask | RetrievalTask, dataset_dir: Path, size: in
     return _SELECTIONS[cache_key]
 
 
-def _candidate_rows(arrays: SplitArrays, dedupe_captions: bool, seed: int) -> list[int]:
+def _candidate_rows(arrays: SplitArrays, task: ZeroShotTask | RetrievalTask, seed: int) -> list[int]:
     """Rows in a seeded order (one permutation per split size and seed, shared by every task on a split,
-    so their picks overlap and images are embedded once), keeping the first row of each caption if deduping."""
+    so their picks overlap and images are embedded once), those the task's class filter keeps, then the
+    first row of each caption if deduping."""
     rows = np.random.default_rng(seed).permutation(len(arrays)).tolist()
-    if dedupe_captions:
+    if task.ref.filtered:
+        kept = set(task.ref.rows(arrays.classes, len(arrays), f"task {task.name!r}"))
+        rows = [r for r in rows if r in kept]
+    if task.dedupe_captions:
         seen: set[str] = set()
         rows = [r for r in rows if arrays.captions[r] not in seen and not seen.add(arrays.captions[r])]
     return rows
@@ -103,7 +107,7 @@ def select_zeroshot(key: ArraysKey, arrays: SplitArrays, task: ZeroShotTask, see
         raise ValueError(f"task {task.name!r}: dataset {task.dataset!r} has no class field {task.field!r} "
                          f"(it has {sorted(arrays.classes)})")
     labels = arrays.classes[task.field]
-    rows = [r for r in _candidate_rows(arrays, task.dedupe_captions, seed) if labels[r] is not None]
+    rows = [r for r in _candidate_rows(arrays, task, seed) if labels[r] is not None]
     counts = Counter(labels[r] for r in rows)
     unknown = sorted(set(task.classnames) - set(counts))
     if unknown:
@@ -128,7 +132,7 @@ def select_zeroshot(key: ArraysKey, arrays: SplitArrays, task: ZeroShotTask, see
 
 def select_retrieval(key: ArraysKey, arrays: SplitArrays, task: RetrievalTask, seed: int) -> RetrievalData:
     """Rows in seeded order, one per caption when deduping, the first max_items of them."""
-    rows = _candidate_rows(arrays, task.dedupe_captions, seed)
+    rows = _candidate_rows(arrays, task, seed)
     indices = np.sort(np.asarray(rows[:task.max_items], dtype=np.int64))
     if len(indices) < 2:
         raise ValueError(f"task {task.name!r}: {len(indices)} items in {task.dataset}/{task.split}; need 2")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 DEFAULT_SUITE = Path(__file__).with_name("suite.yaml")
 
@@ -25,14 +25,82 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+LabelFilter = dict[str, list[str]]
+"""Class field → labels, e.g. ``{category: [animals, food]}``."""
+
+
+class DataRef(_Strict):
+    """A dataset, or the part of it whose class labels pass a filter. Captioner fine-tune sets and eval
+    tasks name data this way, so a lineage can tell whether a task's classes were ever trained on: a
+    fine-tune on some tuxpaint categories leaves retrieval on the other categories unseen."""
+
+    dataset: str
+    where: LabelFilter = {}
+    """Keep only samples whose label in each named field is one of these (no label: dropped)."""
+    exclude: LabelFilter = {}
+    """Drop samples whose label in a named field is one of these."""
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.where or self.exclude)
+
+    def keeps(self, labels: dict[str, str | None]) -> bool:
+        """Whether a sample with these class labels is in the reference."""
+        return (all(labels.get(field) in allowed for field, allowed in self.where.items())
+                and not any(labels.get(field) in dropped for field, dropped in self.exclude.items()))
+
+    def rows(self, classes: dict[str, list[str | None]], count: int, where: str) -> list[int]:
+        """Indices of the kept samples of a split with ``classes`` (field → label per sample); an unknown
+        field or an empty result is an error naming ``where``."""
+        if not self.filtered:
+            return list(range(count))
+        if unknown := sorted(f for f in {*self.where, *self.exclude} if f not in classes):
+            raise ValueError(f"{where}: dataset {self.dataset!r} has no class field {unknown} "
+                             f"(it has {sorted(classes)})")
+        kept = [i for i in range(count) if self.keeps({field: labels[i] for field, labels in classes.items()})]
+        if not kept:
+            raise ValueError(f"{where}: no sample of {self.dataset!r} passes where={self.where} "
+                             f"exclude={self.exclude}")
+        return kept
+
+    def describe(self) -> str:
+        parts = [f"{field} in {'/'.join(labels)}" for field, labels in self.where.items()]
+        parts += [f"{field} not in {'/'.join(labels)}" for field, labels in self.exclude.items()]
+        return self.dataset + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def as_ref(item: "str | DataRef") -> DataRef:
+    """A plain dataset name as a reference to all of it."""
+    return item if isinstance(item, DataRef) else DataRef(dataset=item)
+
+
 class _Task(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     """Metric prefix: ``{name}/{metric}``."""
     dataset: str
     """A dataset built by ``workbench data build NAME``."""
     split: str = "eval"
+    where: LabelFilter = {}
+    """Score only samples whose label in each named class field is one of these (see ``DataRef``)."""
+    exclude: LabelFilter = {}
+    """Leave out samples whose label in a named class field is one of these."""
     domain: Literal["in-domain", "transfer"]
-    """in-domain: held-out images of a training set; transfer: a set no student trains on."""
+    """What the suite expects: in-domain (held-out images of a base set) or transfer. Whether a task is
+    truly unseen by a given student depends on its whole lineage (student, teachers, captioners):
+    ``workbench.evaluate.lineage`` decides that per trial."""
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_filters(self, handler):
+        """Unfiltered tasks dump as before the filters existed: suites hashed into stage keys keep them."""
+        data = handler(self)
+        for key in ("where", "exclude"):
+            if not getattr(self, key):
+                data.pop(key, None)
+        return data
+
+    @property
+    def ref(self) -> DataRef:
+        return DataRef(dataset=self.dataset, where=self.where, exclude=self.exclude)
 
 
 class ZeroShotTask(_Task):
