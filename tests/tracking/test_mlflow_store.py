@@ -53,3 +53,24 @@ def test_remote_and_in_memory_stores_are_left_alone(tmp_path):
     assert sqlite_file("sqlite:///:memory:") is None
     assert sqlite_file(f"sqlite:///{tmp_path}/o.db?timeout=5") == tmp_path / "o.db"
     ensure_sqlite_store("postgresql://user@db/optuna", build=lambda url: pytest.fail("built a remote store"))
+
+
+def test_a_dead_unreaped_process_counts_as_dead():
+    """A killed study's workers become zombies where nothing reaps them (a container's init); their trials
+    must still be recovered."""
+    import os
+    import socket
+    import time
+
+    from workbench.tracking.mlflow_store import process_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    time.sleep(0.1)
+    deadline = time.time() + 20
+    while process_alive(socket.gethostname(), str(child.pid)) and time.time() < deadline:
+        time.sleep(0.1)  # exited but not yet waited for: a zombie
+    try:
+        assert not process_alive(socket.gethostname(), str(child.pid))
+    finally:
+        child.wait()
+    assert process_alive(socket.gethostname(), str(os.getpid()))

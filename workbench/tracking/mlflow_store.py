@@ -63,7 +63,16 @@ def process_alive(host: str | None, pid: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(int(pid))
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed worker whose new parent (a container's init) never reaps it still answers ``kill -0``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].startswith("Z")
 
 
 @functools.cache
