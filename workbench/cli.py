@@ -50,14 +50,17 @@ def study() -> None:
 @study.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), help="Also resolve at this profile.")
-def study_validate(files: tuple[Path, ...], profile: str | None) -> None:
-    """Check study files (schema, dotted keys, every trial's recipe); exit 2 on the first error."""
-    from workbench.config.study import load_study
-    from workbench.study.trials import expand_grid
+@click.pass_obj
+def study_validate(ws: Workspace, files: tuple[Path, ...], profile: str | None) -> None:
+    """Check study files (schema, dotted keys, trial count, names of datasets, teachers, captioners,
+    suites and the objective metric, every grid point's recipe); exit 2 on the first error. Creates nothing."""
+    from workbench.config.study import load_study, validate_points
 
     for path in files:
-        trials = expand_grid(load_study(path), path, profile)
-        click.echo(f"ok: {path} ({len(trials)} grid trials)")
+        study = load_study(path, ws)
+        trials = validate_points(study, path, profile)
+        click.echo(f"ok: {path} ({trials} grid trials" + (f", {study.search.trials} search trials)" if study.search
+                                                          else ")"))
 
 
 @study.command("plan")

@@ -11,7 +11,7 @@ BAD = sorted((Path(__file__).parent / "bad_studies").glob("*.yaml"))
 
 
 def expected_fragment(path: Path) -> str:
-    first = path.read_text().splitlines()[0]
+    first = path.read_bytes().split(b"\n")[0].decode()  # the file itself may be no UTF-8 text (44)
     assert first.startswith("# expect: "), f"{path.name} must open with '# expect: <fragment>'"
     return first.removeprefix("# expect: ")
 

@@ -39,13 +39,29 @@ def check_key(dotted: str, schema: type[BaseModel] = Recipe) -> None:
 
 def apply_overrides(tree: dict, overrides: dict[str, Any]) -> dict:
     """Return a copy of the nested ``tree`` with each dotted key set (keys must already be checked)."""
-    tree = copy.deepcopy(tree)
-    for dotted, value in overrides.items():
-        node = tree
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = copy.deepcopy(value)
+    return apply_layers(tree, [overrides])
+
+
+def apply_layers(tree: dict, layers: list[dict[str, Any]]) -> dict:
+    """Return ``tree`` with each layer's dotted keys set, layer after layer, leaving ``tree`` as it was.
+
+    Copy on write: only the dicts along a set key's path are copied, so resolving a grid of trials does
+    not copy the whole recipe per trial; the result shares untouched sections with ``tree``.
+    """
+    tree, owned = dict(tree), set()
+    owned.add(id(tree))
+    for overrides in layers:
+        for dotted, value in overrides.items():
+            node = tree
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                child = node.get(part)
+                if not isinstance(child, dict) or id(child) not in owned:
+                    child = dict(child) if isinstance(child, dict) else {}
+                    owned.add(id(child))
+                    node[part] = child
+                node = child
+            node[leaf] = copy.deepcopy(value)
     return tree
 
 

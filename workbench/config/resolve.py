@@ -1,16 +1,18 @@
 """From a study file and a grid point to the validated Recipe a trial trains with.
 
 Precedence, lowest first: schema defaults ← recipe ``base`` ← profile ← study ``set`` ← axis values
-← search values ← seed. Each layer is validated on its own, so an error names the layer that caused it.
+← search values ← seed. An invalid result is validated again layer by layer, so the error names the layer
+that made it invalid.
 """
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from workbench.config.overrides import ConfigError, apply_overrides, check_key, validate_recipe
+from workbench.config.overrides import ConfigError, apply_layers, apply_overrides, check_key, validate_recipe
 from workbench.config.recipe import Recipe
 
 
@@ -22,16 +24,31 @@ def recipe_path(name: str) -> Path:
     return path
 
 
-def load_recipe_layers(name: str, profile: str) -> list[tuple[str, dict[str, Any]]]:
-    """The recipe's base and profile overrides, each with the place it was read from."""
+@functools.lru_cache(maxsize=64)
+def _read_recipe(path: Path, mtime_ns: int) -> dict[str, Any]:
+    """A recipe file's contents, parsed once per version of the file (a grid resolves it per trial)."""
     from workbench.config.study import load_yaml
 
-    path = recipe_path(name)
     raw = load_yaml(path) or {}
-    profiles = raw.get("profiles", {})
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), f"(top level): a recipe is a mapping with `base` and `profiles`, "
+                                     f"got {type(raw).__name__}")
+    return raw
+
+
+def read_recipe(name: str) -> tuple[Path, dict[str, Any]]:
+    """The recipe's path and parsed contents (shared: callers must not modify them)."""
+    path = recipe_path(name)
+    return path, _read_recipe(path, path.stat().st_mtime_ns)
+
+
+def load_recipe_layers(name: str, profile: str) -> list[tuple[str, dict[str, Any]]]:
+    """The recipe's base and profile overrides, each with the place it was read from."""
+    path, raw = read_recipe(name)
+    profiles = raw.get("profiles") or {}
     if profile not in profiles:
         raise ConfigError(str(path), f"profiles: no profile {profile!r} (has {', '.join(profiles)})")
-    layers = [(f"{path}: base", raw.get("base") or {}), (f"{path}: profiles.{profile}", profiles[profile])]
+    layers = [(f"{path}: base", raw.get("base") or {}), (f"{path}: profiles.{profile}", profiles[profile] or {})]
     for where, overrides in layers:
         for key in overrides:
             try:
@@ -41,11 +58,41 @@ def load_recipe_layers(name: str, profile: str) -> list[tuple[str, dict[str, Any
     return layers
 
 
+def recipe_values(name: str, dotted: str) -> list[Any]:
+    """What the recipe's profiles give ``dotted`` (a profile's value, else the base's, else the schema's)."""
+    _, raw = read_recipe(name)
+    base = raw.get("base") or {}
+    default = Recipe()
+    for part in dotted.split("."):
+        default = getattr(default, part)
+    values = []
+    for overrides in (raw.get("profiles") or {}).values():
+        value = (overrides or {}).get(dotted, base.get(dotted, default))
+        if value not in values:
+            values.append(value)
+    return values or [base.get(dotted, default)]
+
+
+@functools.lru_cache(maxsize=64)
+def _defaults(name: str) -> dict[str, Any]:
+    """The schema's defaults as a tree (shared: ``apply_layers`` copies what it changes)."""
+    return Recipe(name=name).model_dump(mode="python")
+
+
 def resolve_recipe(recipe: str, profile: str, layers: list[tuple[str, dict[str, Any]]]) -> Recipe:
-    """Apply the recipe's layers then the given ``(where, overrides)`` layers, validating after each."""
-    tree = Recipe(name=recipe).model_dump(mode="python")
-    resolved = None
-    for where, overrides in load_recipe_layers(recipe, profile) + layers:
+    """Apply the recipe's layers then the given ``(where, overrides)`` layers, and validate the result.
+
+    Validated once when it is valid; when it is not, again after each layer, so the error names the
+    layer that made it invalid (every layer applied so far must then resolve to a valid recipe).
+    """
+    base = _defaults(recipe)
+    layers = load_recipe_layers(recipe, profile) + layers
+    try:
+        return Recipe.model_validate(apply_layers(base, [overrides for _, overrides in layers]))
+    except ValueError:
+        pass
+    tree, resolved = base, None
+    for where, overrides in layers:
         tree = apply_overrides(tree, overrides)
         resolved = validate_recipe(tree, where)
     return resolved or Recipe(name=recipe)

@@ -6,16 +6,28 @@ Every problem is reported as ``FILE: dotted.key: what is wrong (what is allowed)
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from workbench.config.overrides import ConfigError, check_key
 
+if TYPE_CHECKING:
+    from workbench.workspace import Workspace
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+DEFAULT_MAX_TRIALS = 1000
+"""Trials a study may define (grid points × seeds, or search trials) unless it raises ``max_trials``: more
+is nearly always a typo (``seeds: 100000000``), and expanding such a grid would hang every command."""
+MAX_FILE_BYTES = 256 * 1024
+"""A study, recipe, zoo or registry file is a few KB; a bigger one is not one of them."""
+MAX_NODES = 100_000
+"""Values a YAML file may expand to, aliases followed: refuses alias bombs before they are walked."""
 ROW_SEPARATOR = " / "
 """Joins the labels of several row axes into one row label (``table.reference``)."""
 
@@ -85,24 +97,55 @@ def _label(overrides: dict[str, Any]) -> str:
     return ",".join(parts)
 
 
+def _check_range(low: float, high: float, log: bool) -> None:
+    if low > high:
+        raise ValueError(f"low {low} is above high {high}; write [low, high]")
+    if log and low <= 0:
+        raise ValueError(f"a log range needs low > 0 (got {low})")
+
+
 class FloatRange(_Strict):
     float: tuple[float, float]
     log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FloatRange":
+        _check_range(*self.float, self.log)
+        return self
 
 
 class IntRange(_Strict):
     int: tuple[int, int]
     log: bool = False
 
+    @model_validator(mode="after")
+    def _ordered(self) -> "IntRange":
+        _check_range(*self.int, self.log)
+        return self
+
 
 class Choice(_Strict):
     choice: list[Any] = Field(min_length=1)
 
 
+def _space_kind(value: Any) -> str | None:
+    """Which form a search dimension has, by its one distinguishing key (so errors come from that form)."""
+    if isinstance(value, BaseModel):
+        return {FloatRange: "float", IntRange: "int", Choice: "choice"}.get(type(value))
+    return next((kind for kind in ("float", "int", "choice") if isinstance(value, dict) and kind in value), None)
+
+
+Dimension = Annotated[Union[Annotated[FloatRange, Tag("float")], Annotated[IntRange, Tag("int")],
+                            Annotated[Choice, Tag("choice")]],
+                      Discriminator(_space_kind, custom_error_type="search_dimension",
+                                    custom_error_message="expected {float: [low, high]}, {int: [low, high]} "
+                                                         "or {choice: [values]}")]
+
+
 class Search(_Strict):
     sampler: Literal["tpe", "random", "cmaes", "qmc"] = "tpe"
     trials: int = Field(gt=0)
-    space: dict[str, FloatRange | IntRange | Choice] = Field(min_length=1)
+    space: dict[str, Dimension] = Field(min_length=1)
     pruner: Literal["median", "none"] = "median"
 
 
@@ -165,6 +208,8 @@ class Study(_Strict):
     search: Search | None = None
     objective: Objective = Objective()
     table: Table = Table()
+    max_trials: int = Field(default=DEFAULT_MAX_TRIALS, gt=0)
+    """Refuse a study with more trials than this before expanding it; raise it for a grid that big on purpose."""
 
     @field_validator("axes")
     @classmethod
@@ -187,9 +232,20 @@ class Study(_Strict):
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
+    @property
+    def seed_count(self) -> int:
+        return self.seeds if isinstance(self.seeds, int) else len(self.seeds)
+
+    @property
+    def grid_size(self) -> int:
+        """Grid points (the product of the axes' sizes) times seeds, without expanding anything."""
+        return math.prod(axis.size for axis in self.axes.values()) * self.seed_count
+
 
 def _locate(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc if p not in ("FloatRange", "IntRange", "Choice")) or "(top level)"
+    if len(loc) > 3 and loc[:2] == ("search", "space") and loc[3] in ("float", "int", "choice"):
+        loc = loc[:3] + loc[4:]  # the union's tag: the dimension's form, named by the key itself
+    return ".".join(str(p) for p in loc) or "(top level)"
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:
@@ -205,6 +261,8 @@ def _section_model(annotation: Any) -> type[BaseModel] | None:
 
 def _allowed_keys(loc: tuple) -> list[str]:
     """The keys allowed where an unknown key was found, walking the schema along its location."""
+    if loc[:2] == ("search", "space") and len(loc) == 5:  # inside one dimension: its form is the tag
+        return list({"float": FloatRange, "int": IntRange, "choice": Choice}[loc[3]].model_fields)
     model: type[BaseModel] | None = Study
     for part in loc[:-1]:
         if model is not None and part in model.model_fields:
@@ -259,7 +317,7 @@ def _check_references(study: Study, where: str) -> None:
             raise ConfigError(where, f"table.reference: {error}") from None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser where installed
     """safe_load that refuses duplicate mapping keys instead of silently keeping the last one."""
 
 
@@ -276,21 +334,76 @@ def _no_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
+def _too_big(value: Any, limit: int = MAX_NODES) -> bool:
+    """Whether walking ``value`` (aliases followed, as every later step would) visits more than ``limit`` nodes."""
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def load_yaml(path: Path) -> Any:
+    """Parse a YAML file safely; every problem (missing, not UTF-8, too big, bad YAML) is a ConfigError."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(str(path), "file not found")
+    if not path.is_file():
+        raise ConfigError(str(path), "file not found" if not path.exists() else "not a file")
     try:
-        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(str(path), f"cannot read: {error.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(str(path), f"{len(data):,} bytes; a study, recipe, zoo or registry file is at most "
+                                     f"{MAX_FILE_BYTES:,}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError(str(path), f"line {line}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+                                     f"{error.start}); save the file as UTF-8") from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f"line {mark.line + 1}" if mark else "YAML"
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ConfigError(str(path), f"{at}: invalid YAML: {problem}") from None
+    if _too_big(raw):
+        raise ConfigError(str(path), f"(top level): expands to more than {MAX_NODES:,} values (YAML aliases "
+                                     f"repeated inside each other?)")
+    return raw
 
 
-def load_study(path: str | Path) -> Study:
-    """Load and fully validate a study file, or raise ConfigError naming file and key."""
+def check_size(study: Study, where: str) -> None:
+    """Refuse more trials than ``max_trials`` from the counts alone, before anything is expanded."""
+    cap, points, seeds = study.max_trials, study.grid_size // study.seed_count, study.seed_count
+    raise_it = "set `max_trials: N` in the study file to allow more"
+    if study.grid_size > cap:
+        key = "seeds" if seeds > cap else "axes"
+        raise ConfigError(where, f"{key}: {study.grid_size:,} trials ({points:,} grid point{'s' * (points != 1)} × "
+                                 f"{seeds:,} seed{'s' * (seeds != 1)}) "
+                                 f"exceed the cap of {cap:,} (max_trials); {raise_it}")
+    if study.search and study.search.trials > cap:
+        raise ConfigError(where, f"search.trials: {study.search.trials:,} trials exceed the cap of {cap:,} "
+                                 f"(max_trials); {raise_it}")
+
+
+def load_study(path: str | Path, ws: Workspace | None = None) -> Study:
+    """Load and fully validate a study file, or raise ConfigError naming file and key.
+
+    Nothing is expanded: the trial count is checked from the axes' sizes, and every name the file uses
+    (datasets, teachers, captioners, suites, the objective metric) against what exists. ``ws`` adds the
+    checks that need a workspace: imported dataset names and that suites lie inside project or workspace.
+    """
+    from workbench.config.references import check_names
+
     where = str(path)
     raw = load_yaml(Path(path))
     if not isinstance(raw, dict):
@@ -303,5 +416,22 @@ def load_study(path: str | Path) -> Study:
         if first["type"] == "extra_forbidden":
             detail = f"unknown key; allowed here: {', '.join(_allowed_keys(first['loc']))}"
         raise ConfigError(where, f"{_locate(first['loc'])}: {detail}") from None
+    check_size(study, where)
     _check_references(study, where)
+    check_names(study, where, ws)
     return study
+
+
+def validate_points(study: Study, path: str | Path, profile: str | None = None) -> int:
+    """Resolve every grid point's recipe once, with the first seed (a seed cannot make a recipe invalid:
+    it is any integer); return the grid's trial count (points × seeds). Call after ``load_study``."""
+    import itertools
+
+    from workbench.study.trials import build_trial
+
+    profile = profile or study.profile
+    first_seed = study.seeds[0] if isinstance(study.seeds, list) else 0
+    names = list(study.axes)
+    for combo in itertools.product(*(range(study.axes[name].size) for name in names)):
+        build_trial(study, path, profile, dict(zip(names, combo)), first_seed)
+    return study.grid_size
