@@ -21,9 +21,13 @@ from workbench.captioners.spec import (FinetuneSpec, PretrainSpec, Registry, cap
                                        load_registry, root_model)
 from workbench.config.overrides import ConfigError
 from workbench.study.cache import StageCache, stage_key
+from workbench.threads import pinned_threads
 from workbench.workspace import Workspace
 
 CAPTIONER_VERSION = 1
+THREADS = 0
+"""torch threads of a fit (0: every core), whatever the caller runs on — a study worker pins one per
+trial, the CLI leaves torch's default — so a captioner's weights never depend on who fitted it."""
 EXPERIMENT = "captioners"
 SAMPLES = 16
 """Held-out images captioned for a fit's sample figure."""
@@ -58,7 +62,7 @@ def captioner_key(name: str, registry: Registry, ws: Workspace) -> str:
     from workbench.study.pipeline import dataset_fingerprints
 
     spec = captioner_spec(name, registry)
-    inputs = dataset_fingerprints(ws, spec.data)
+    inputs = dataset_fingerprints(ws, spec.datasets)
     if isinstance(spec, FinetuneSpec):
         inputs["parent"] = captioner_key(spec.parent, registry, ws)
         config = spec.model_dump(mode="json", exclude={"parent"})
@@ -69,6 +73,12 @@ def captioner_key(name: str, registry: Registry, ws: Workspace) -> str:
 
 def _build(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
            log, progress: bool) -> None:
+    with pinned_threads(THREADS):
+        _fit(name, key, spec, registry, ws, out, log, progress)
+
+
+def _fit(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
+         log, progress: bool) -> None:
     from workbench.captioners.decode import Beam, TopP
     from workbench.captioners.figures import loss_curves, sample_page
     from workbench.captioners.train import HeldOut, train_captioner
@@ -85,14 +95,15 @@ def _build(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Reg
     figures = out / "figures"
     figures.mkdir()
     loss_curves(history, figures / "losses.png", f"captioner {name}")
-    held = HeldOut(ws, spec.data, captioner.image_size, captioner.vocab, SAMPLES, spec.seed + 1)
+    held = HeldOut(ws, spec.refs, captioner.image_size, captioner.vocab, SAMPLES, spec.seed + 1)
     pixels = held.pixels(0, len(held.captions))
     captions = {"beam": captioner.caption(pixels, Beam(beams=4), 1),
                 "top_p": captioner.caption(pixels, TopP(p=0.9), 2, torch.Generator().manual_seed(spec.seed))}
     sample_page(figures / "samples", np.asarray(held.images), held.captions, captions,
-                f"captioner {name}: held-out images of {', '.join(spec.data)}")
+                f"captioner {name}: held-out images of {', '.join(r.describe() for r in spec.refs)}")
     info = {"name": name, "kind": spec.kind, "parent": getattr(spec, "parent", None),
-            "parent_key": parent.name if parent else None, "model": model_name, "data": spec.data,
+            "parent_key": parent.name if parent else None, "model": model_name,
+            "data": [ref.describe() for ref in spec.refs], "holdout": spec.holdout,
             "seconds": round(time.perf_counter() - started, 1), "fit": summary}
     (out / "captioner.json").write_text(json.dumps(info, indent=2))
 
@@ -118,7 +129,7 @@ def fit_captioner(name: str, ws: Workspace, registry: Registry | None = None, pr
         raise ConfigError(f"captioner {name!r}", f"is a {spec.kind} captioner"
                           + (f" (of {spec.parent!r})" if isinstance(spec, FinetuneSpec) else "")
                           + f"; run `workbench captioner {command} {name}`")
-    ensure_datasets(set(spec.data), ws.ensure(), progress)
+    ensure_datasets(set(spec.datasets), ws.ensure(), progress)
     if isinstance(spec, FinetuneSpec):
         fit_captioner(spec.parent, ws, registry, progress)
     key = captioner_key(name, registry, ws)
@@ -176,7 +187,7 @@ def list_captioners(ws: Workspace, registry_path: Path | None = None) -> str:
         except (FileNotFoundError, ConfigError):
             state = "not fitted (its data is not built)"
         source = (f"pretrain {spec.model}" if isinstance(spec, PretrainSpec) else f"finetune of {spec.parent}")
-        lines.append(f"{name:16} {state:52} {source} on {'+'.join(spec.data)} "
+        lines.append(f"{name:16} {state:52} {source} on {' + '.join(r.describe() for r in spec.refs)} "
                      f"({spec.fit.steps} steps, lr {spec.fit.lr:g})")
     return "\n".join(lines)
 

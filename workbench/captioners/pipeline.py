@@ -20,6 +20,7 @@ from workbench.captioners.decode import Beam, TopK, TopP
 from workbench.captioners.generate import CaptionSet, caption_split, read_captions
 from workbench.captioners.spec import Registry, captioner_spec, lineage, load_registry
 from workbench.config.overrides import ConfigError
+from workbench.evaluate.spec import DataRef
 from workbench.study.cache import StageCache, stage_key
 from workbench.workspace import Workspace
 
@@ -64,13 +65,13 @@ def _teacher(name: str | None, ws: Workspace):
         return None, f"teacher {name!r} unavailable ({error}): teacher similarity skipped"
 
 
-def reference_sets(names: Sequence[str], registry: Registry) -> list[str]:
-    """Datasets whose train captions the style metrics compare against: every set in the lineages."""
-    datasets: list[str] = []
+def reference_sets(names: Sequence[str], registry: Registry) -> list[DataRef]:
+    """The data whose train captions the style metrics compare against: every set in the lineages."""
+    refs: list[DataRef] = []
     for name in names:
         for ancestor in lineage(name, registry):
-            datasets += [d for d in captioner_spec(ancestor, registry).data if d not in datasets]
-    return datasets
+            refs += [r for r in captioner_spec(ancestor, registry).refs if r not in refs]
+    return refs
 
 
 def _metric_name(text: str) -> str:
@@ -78,9 +79,10 @@ def _metric_name(text: str) -> str:
 
 
 def build_quality(out: Path, ws: Workspace, sets: list[CaptionSet], dataset: str, split: str, image_size: int,
-                  references: list[str], teacher, note: str | None, seed: int) -> None:
+                  references: list[DataRef], teacher, note: str | None, seed: int) -> None:
     """quality.json, quality.md and figures/ for ``sets`` (captions of the same images)."""
     from workbench.captioners import figures, quality
+    from workbench.captioners.train import ref_arrays
     from workbench.data.arrays import load_split_arrays
     from workbench.models.students import training_load_size
 
@@ -92,8 +94,8 @@ def build_quality(out: Path, ws: Workspace, sets: list[CaptionSet], dataset: str
     truths = [arrays.captions[i] for i in rows]
     synthetic = {name: [captions[u] for u in uids] for name, captions in per_set.items()}
     flat = {name: [c for caps in per for c in caps] for name, per in synthetic.items()} | {GROUND_TRUTH: truths}
-    refs = {f"{d} train": load_split_arrays(ws.dataset_dir(d), "train", training_load_size(image_size),
-                                            progress=False).captions for d in references}
+    refs = {f"{r.describe()} train": ref_arrays(ws, r, "train", training_load_size(image_size)).captions
+            for r in references}
     refs[f"{dataset} {split} (ground truth)"] = truths
     report: dict = {"dataset": dataset, "split": split, "images": len(uids), "references": list(refs),
                     "captioners": {s.name: {"key": s.key, **s.summary} for s in sets}, "rows": {}}
@@ -186,7 +188,7 @@ def generate_captions(names: Sequence[str], dataset: str, split: str, samples: i
                                            f"({samples})")
     registry = registry or load_registry()
     references = reference_sets(names, registry)
-    ensure_datasets({dataset, *references}, ws.ensure(), progress)
+    ensure_datasets({dataset, *(r.dataset for r in references)}, ws.ensure(), progress)
     sets, image_size = [], 0
     for name in names:
         fit_captioner(name, ws, registry, progress)
@@ -195,7 +197,7 @@ def generate_captions(names: Sequence[str], dataset: str, split: str, samples: i
         sets.append(caption_split(captioner, ws, dataset, split, samples, decoding, max_images, seed, batch_size,
                                   progress))
     loaded, note = _teacher(teacher, ws)
-    config = {"references": references, "seed": seed, "image_size": image_size, "teacher": teacher}
+    config = {"references": [r.describe() for r in references], "seed": seed, "image_size": image_size, "teacher": teacher}
     inputs = {s.name: s.key for s in sets} | {"teacher": loaded.key if loaded else "none"}
     key = stage_key("caption-quality", QUALITY_VERSION, config, inputs)
     cache = StageCache(ws.cache_dir)

@@ -11,19 +11,20 @@ Two kinds, told apart by ``kind``:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from workbench.config.overrides import ConfigError
-from workbench.config.recipe import AugmentConfig
+from workbench.config.recipe import AugmentConfig, Strict
+from workbench.evaluate.spec import DataRef, as_ref
 
 DEFAULT_REGISTRY = Path(__file__).with_name("captioners.yaml")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(Strict):
+    pass
 
 
 class CaptionerFit(_Strict):
@@ -55,24 +56,40 @@ class CaptionerFit(_Strict):
     checkpoint_every: int = Field(default=500, gt=0)
 
 
-class PretrainSpec(_Strict):
+class _CaptionerSpec(_Strict):
+    data: list[str | DataRef] = Field(min_length=1)
+    """Train splits it is fitted on (the same part of the eval splits gives the held-out losses): dataset
+    names, or ``{dataset: NAME, where: {FIELD: [LABELS]}}`` / ``exclude:`` for part of a dataset."""
+    seed: int = 0
+    holdout: bool = False
+    """Fit without the validation slice of ``data``: what a ``data.holdout`` recipe's captioners are
+    (``Registry.for_holdout``). Left out of the dump while False, so other fits keep their keys."""
+
+    omitted_at_default: ClassVar[dict[str, object]] = {"holdout": False}
+
+    @property
+    def refs(self) -> list[DataRef]:
+        return [as_ref(item) for item in self.data]
+
+    @property
+    def datasets(self) -> list[str]:
+        """The datasets it reads, each once, in order."""
+        return list(dict.fromkeys(ref.dataset for ref in self.refs))
+
+
+class PretrainSpec(_CaptionerSpec):
     kind: Literal["pretrain"]
     model: str = "micro-coca"
     """An open_clip CoCa config: a micro one (workbench/models/configs/micro-coca*.json) or e.g. coca_ViT-L-14."""
-    data: list[str] = Field(min_length=1)
-    """Train splits it is fitted on (eval splits give the held-out losses)."""
     fit: CaptionerFit = CaptionerFit()
-    seed: int = 0
 
 
-class FinetuneSpec(_Strict):
+class FinetuneSpec(_CaptionerSpec):
     kind: Literal["finetune"]
     parent: str
     """The captioner it continues from (its weights, vocabulary and model)."""
-    data: list[str] = Field(min_length=1)
     fit: CaptionerFit = CaptionerFit(steps=300, batch_size=64, lr=1e-4, warmup_steps=20, eval_every=50,
                                      checkpoint_every=100)
-    seed: int = 0
 
 
 CaptionerSpec = Annotated[Union[PretrainSpec, FinetuneSpec], Field(discriminator="kind")]
@@ -87,9 +104,20 @@ class Registry(_Strict):
     def path(self) -> str:
         return self._path
 
+    def for_holdout(self, holdout: bool) -> "Registry":
+        """The registry a ``data.holdout`` recipe uses: every captioner (parents too) fitted without the
+        validation slice, under its own keys. ``holdout`` False returns this registry unchanged."""
+        if not holdout:
+            return self
+        changed = Registry(captioners={name: spec.model_copy(update={"holdout": True})
+                                       for name, spec in self.captioners.items()})
+        changed._path = self._path
+        return changed
 
-def load_registry(path: str | Path | None = None) -> Registry:
-    """The registry file (default: the one shipped with the workbench), validated, parents checked."""
+
+def load_registry(path: str | Path | None = None, holdout: bool = False) -> Registry:
+    """The registry file (default: the one shipped with the workbench), validated, parents checked; with
+    ``holdout``, its captioners as a ``data.holdout`` recipe fits them."""
     from workbench.config.study import load_yaml
 
     path = Path(path) if path is not None else DEFAULT_REGISTRY
@@ -105,7 +133,7 @@ def load_registry(path: str | Path | None = None) -> Registry:
     registry._path = str(path)
     for name in registry.captioners:
         lineage(name, registry)  # unknown parents and cycles are errors now, before any work
-    return registry
+    return registry.for_holdout(holdout)
 
 
 def captioner_spec(name: str, registry: Registry) -> PretrainSpec | FinetuneSpec:

@@ -21,9 +21,10 @@ from tqdm import tqdm
 from workbench.captioners.model import Captioner, count_parameters, create_coca, load_grown, mean_std
 from workbench.captioners.spec import FinetuneSpec, PretrainSpec
 from workbench.captioners.vocab import PAD, Vocabulary
-from workbench.data.arrays import load_split_arrays
+from workbench.data.arrays import SplitArrays, load_split_arrays, load_training_arrays
+from workbench.evaluate.spec import DataRef
 from workbench.models.students import configured_image_size, image_size_of, training_load_size
-from workbench.train.data import BatchStream, load_training_set
+from workbench.train.data import BatchStream, TrainingSet, capped_rows, tokenize_all
 from workbench.train.trainer import build_optimizer, lr_at, restore_checkpoint, save_checkpoint, seed_everything
 from workbench.workspace import Workspace
 
@@ -32,20 +33,43 @@ HISTORY = "history.jsonl"
 Log = Callable[[dict[str, float], int], None]
 
 
-def train_captions(ws: Workspace, datasets: list[str], size: int) -> list[str]:
-    """Every train caption of ``datasets`` (what the vocabulary is built from), read from the arrays
-    the training set is loaded from next."""
-    return [caption for name in datasets
-            for caption in load_split_arrays(ws.dataset_dir(name), "train", size, progress=False).captions]
+def ref_arrays(ws: Workspace, ref: DataRef, split: str, size: int, holdout: bool = False,
+               progress: bool = False) -> SplitArrays:
+    """The samples of a split that ``ref`` names; a train split without its validation slice if ``holdout``."""
+    folder = ws.dataset_dir(ref.dataset)
+    arrays = (load_training_arrays(folder, size, holdout, progress=progress) if split == "train"
+              else load_split_arrays(folder, split, size, progress=progress))
+    if not ref.filtered:
+        return arrays
+    return arrays.subset(np.asarray(ref.rows(arrays.classes, len(arrays), f"captioner data {ref.describe()}")))
+
+
+def train_captions(ws: Workspace, refs: list[DataRef], size: int, holdout: bool = False) -> list[str]:
+    """Every train caption of ``refs`` (what the vocabulary is built from), read from the arrays the
+    training set is loaded from next."""
+    return [caption for ref in refs for caption in ref_arrays(ws, ref, "train", size, holdout).captions]
+
+
+def training_set(ws: Workspace, refs: list[DataRef], size: int, seed: int, vocab: Vocabulary,
+                 max_samples: int | None, holdout: bool, progress: bool) -> TrainingSet:
+    """The train splits of ``refs`` concatenated, capped like a student's (``train.data.load_training_set``)."""
+    parts = [ref_arrays(ws, ref, "train", size, holdout, progress) for ref in refs]
+    images = np.concatenate([p.images for p in parts]) if len(parts) > 1 else np.array(parts[0].images)
+    captions = [caption for part in parts for caption in part.captions]
+    keep = capped_rows(len(captions), max_samples, seed)
+    if len(keep) < len(captions):
+        images, captions = images[keep], [captions[i] for i in keep]
+    return TrainingSet(torch.from_numpy(images), captions, tokenize_all(vocab, captions),
+                       {ref.dataset: part.fingerprint for ref, part in zip(refs, parts)})
 
 
 class HeldOut:
     """A fixed, seeded subset of the eval splits of the training sets: the held-out losses' data."""
 
-    def __init__(self, ws: Workspace, datasets: list[str], size: int, vocab: Vocabulary, count: int, seed: int):
+    def __init__(self, ws: Workspace, refs: list[DataRef], size: int, vocab: Vocabulary, count: int, seed: int):
         images, captions = [], []
-        for name in datasets:
-            arrays = load_split_arrays(ws.dataset_dir(name), "eval", size, progress=False)
+        for ref in refs:
+            arrays = ref_arrays(ws, ref, "eval", size)
             images.append(np.asarray(arrays.images))
             captions += arrays.captions
         stacked = np.concatenate(images)
@@ -100,7 +124,7 @@ def initial_model(spec: PretrainSpec | FinetuneSpec, model_name: str, ws: Worksp
     vocabulary extended by the fine-tune set's new tokens. Returns the number of new tokens too."""
     from workbench.captioners.model import context_length
 
-    captions = train_captions(ws, spec.data, training_load_size(configured_image_size(model_name)))
+    captions = train_captions(ws, spec.refs, training_load_size(configured_image_size(model_name)), spec.holdout)
     if parent is None:
         vocab = Vocabulary.build(captions, context_length(model_name), min_count=spec.fit.min_count)
         return create_coca(model_name, len(vocab)), vocab, len(vocab)
@@ -123,10 +147,10 @@ def train_captioner(name: str, key: str, spec: PretrainSpec | FinetuneSpec, mode
     model.to(device)
     captioner = Captioner(name, key, model, vocab, model_name)
     size = image_size_of(model)
-    data = load_training_set(ws, spec.data, training_load_size(size), spec.seed, vocab, fit.max_train_samples,
-                             progress=progress)
+    data = training_set(ws, spec.refs, training_load_size(size), spec.seed, vocab, fit.max_train_samples,
+                        spec.holdout, progress)
     stream = BatchStream(data, fit.batch_size, spec.seed, size, fit.augment)
-    held = HeldOut(ws, spec.data, size, vocab, fit.eval_samples, spec.seed)
+    held = HeldOut(ws, spec.refs, size, vocab, fit.eval_samples, spec.seed)
     loss_fn = CoCaLoss(caption_loss_weight=fit.caption_loss_weight, clip_loss_weight=fit.clip_loss_weight,
                        pad_id=PAD)
     optimizer = build_optimizer(model, fit)  # same schedule fields and no-decay rule as the students
