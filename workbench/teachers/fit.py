@@ -19,6 +19,7 @@ import torch
 from workbench.config.overrides import ConfigError
 from workbench.models.encoder import ImageTextEncoder
 from workbench.study.cache import StageCache, stage_key
+from workbench.threads import pinned_threads
 from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, Zoo, dump_spec, teacher_spec
 from workbench.workspace import Workspace
 
@@ -26,6 +27,10 @@ TEACHER_VERSION = 1
 EXPERIMENT = "teachers"
 BASELINE_EXPERIMENT = "baseline_clip/micro"
 """Where the best plain micro student is looked up: a teacher must beat it to teach anything."""
+THREADS = 0
+"""torch threads of a fit and its eval (0: every core), whatever the caller runs on — a study worker pins
+one per trial, the CLI leaves torch's default — so a teacher never depends on who fitted it. A scratch
+teacher's training pins its own recipe's ``train.threads``."""
 
 
 @dataclass
@@ -64,7 +69,10 @@ class FittedTeacher:
 def _scratch_recipe(name: str, spec: ScratchTeacherSpec):
     from workbench.config.resolve import resolve_recipe
 
-    return resolve_recipe(spec.recipe, spec.profile, [(f"teacher {name}: set", spec.set)])
+    overrides = [(f"teacher {name}: set", spec.set)]
+    if spec.holdout:
+        overrides.append((f"teacher {name}: holdout", {"data.holdout": True}))
+    return resolve_recipe(spec.recipe, spec.profile, overrides)
 
 
 def _suite(spec) -> str | None:
@@ -101,8 +109,12 @@ def teacher_key(name: str, spec, ws: Workspace) -> str:
     return stage_key("teacher", TEACHER_VERSION, config, inputs)
 
 
-def _build(name: str, spec, key: str, ws: Workspace, out: Path, reporter,
-           progress: bool) -> None:
+def _build(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progress: bool) -> None:
+    with pinned_threads(THREADS):
+        _fit(name, spec, key, ws, out, reporter, progress)
+
+
+def _fit(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progress: bool) -> None:
     from workbench.evaluate.spec import load_suite
     from workbench.evaluate.suite import run_suite
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from workbench.augment.crop import apply_crop, sample_crop_params
-from workbench.data.arrays import load_split_arrays
+from workbench.data.arrays import load_training_arrays
 from workbench.study.cache import StageCache, stage_key
 from workbench.teachers.towers import EfficientNetLiteTower, MiniLMTower
 from workbench.teachers.zoo import LitTeacherSpec
@@ -78,10 +78,11 @@ class TrainingPairs:
 
 
 def load_pairs(spec: LitTeacherSpec, ws: Workspace, progress: bool) -> TrainingPairs:
-    """The train splits of ``spec.data`` at the tower resolution, capped by a seeded subset if asked."""
+    """The train splits of ``spec.data`` at the tower resolution (without the validation slice if
+    ``spec.holdout``), capped by a seeded subset if asked."""
     images, captions, fingerprints = [], [], {}
     for name in spec.data:
-        arrays = load_split_arrays(ws.dataset_dir(name), "train", spec.image_size, progress=progress)
+        arrays = load_training_arrays(ws.dataset_dir(name), spec.image_size, spec.holdout, progress=progress)
         images.append(arrays.images)
         captions += arrays.captions
         fingerprints[name] = arrays.fingerprint
@@ -125,12 +126,17 @@ def cached_features(cache: StageCache, key: str, rows: int, chunks: Sequence[Cal
     return np.load(result.path / "features.npy", mmap_mode="r")
 
 
+def _holdout(spec: LitTeacherSpec) -> dict:
+    """Features of a holdout fit cover other rows: their own key (other fits keep theirs)."""
+    return {"holdout": True} if spec.holdout else {}
+
+
 def image_features(spec: LitTeacherSpec, tower: EfficientNetLiteTower, pairs: TrainingPairs, ws: Workspace,
                    progress: bool) -> np.ndarray:
     """[views, N, D]: view 0 is the whole image, the others seeded random crops."""
     fit = spec.fit
     config = {"tower": spec.image_tower, "size": spec.image_size, "views": fit.views, "crop_scale": fit.crop_scale,
-              "seed": spec.seed, "max_train_samples": fit.max_train_samples}
+              "seed": spec.seed, "max_train_samples": fit.max_train_samples} | _holdout(spec)
     key = stage_key("features", FEATURES_VERSION, config, pairs.fingerprints)
     size = spec.image_size
 
@@ -154,6 +160,7 @@ def text_features(spec: LitTeacherSpec, tower: MiniLMTower, pairs: TrainingPairs
                   progress: bool) -> np.ndarray:
     """[N, D] caption features."""
     config = {"tower": spec.text_tower, "seed": spec.seed, "max_train_samples": spec.fit.max_train_samples}
+    config |= _holdout(spec)
     key = stage_key("features", FEATURES_VERSION, config, pairs.fingerprints)
     features = cached_features(StageCache(ws.cache_dir), key, len(pairs.captions),
                                [lambda start, stop: tower(pairs.captions[start:stop])],

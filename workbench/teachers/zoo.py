@@ -14,12 +14,13 @@ Besides zoo names, ``openclip:MODEL/TAG_OR_PATH`` names an open_clip teacher inl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from workbench.config.overrides import ConfigError
+from workbench.config.recipe import Strict
 
 DEFAULT_ZOO = Path(__file__).with_name("zoo.yaml")
 INLINE_OPENCLIP = "openclip:"
@@ -27,8 +28,16 @@ BASE_SETS = ["clipart-web", "glyphs"]
 """The base sets teachers fit on: never tuxpaint or emoji, so their tasks stay transfer for distilled students."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(Strict):
+    pass
+
+
+class _Fitted(_Strict):
+    holdout: bool = False
+    """Fit without the validation slice of the training data: what a ``data.holdout`` recipe's teachers
+    are (``Zoo.for_holdout``). Left out of the dump while False, so other fits keep their keys."""
+
+    omitted_at_default: ClassVar[dict[str, object]] = {"holdout": False}
 
 
 class LitFit(_Strict):
@@ -51,7 +60,7 @@ class _TeacherBase(_Strict):
     """Eval-suite YAML the fitted teacher is scored on; None: the default suite (as the students)."""
 
 
-class LitTeacherSpec(_TeacherBase):
+class LitTeacherSpec(_TeacherBase, _Fitted):
     kind: Literal["lit"]
     image_tower: Literal["efficientnet-lite0", "efficientnet-lite1"]
     text_tower: Literal["all-minilm-l6-v2"] = "all-minilm-l6-v2"
@@ -68,8 +77,8 @@ class LitTeacherSpec(_TeacherBase):
     seed: int = 0
 
 
-class ScratchTeacherSpec(_Strict):
-    """Its eval suite is the recipe's ``eval.suite``."""
+class ScratchTeacherSpec(_Fitted):
+    """Its eval suite is the recipe's ``eval.suite``; with ``holdout``, its recipe gets ``data.holdout: true``."""
 
     kind: Literal["scratch"]
     recipe: str = "clip"
@@ -92,19 +101,30 @@ TeacherSpec = Annotated[Union[LitTeacherSpec, ScratchTeacherSpec, OpenClipTeache
 class Zoo(_Strict):
     teachers: dict[str, TeacherSpec]
 
+    def for_holdout(self, holdout: bool) -> "Zoo":
+        """The zoo a ``data.holdout`` recipe uses: every fitted teacher fitted without the validation slice,
+        under its own key (an open_clip teacher is not fitted here and stays as it is). ``holdout`` False
+        returns this zoo unchanged."""
+        if not holdout:
+            return self
+        return Zoo(teachers={name: spec if isinstance(spec, OpenClipTeacherSpec)
+                             else spec.model_copy(update={"holdout": True}) for name, spec in self.teachers.items()})
 
-def load_zoo(path: str | Path | None = None) -> Zoo:
-    """The zoo file (default: the one shipped with the workbench), validated."""
+
+def load_zoo(path: str | Path | None = None, holdout: bool = False) -> Zoo:
+    """The zoo file (default: the one shipped with the workbench), validated; with ``holdout``, its
+    teachers as a ``data.holdout`` recipe fits them."""
     from workbench.config.study import load_yaml
 
     path = Path(path) if path is not None else DEFAULT_ZOO
     raw = load_yaml(path)
     try:
-        return Zoo.model_validate(raw)
+        zoo = Zoo.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
         key = ".".join(str(p) for p in first["loc"] if p not in ("lit", "scratch", "openclip"))
         raise ConfigError(str(path), f"{key}: {first['msg']}") from None
+    return zoo.for_holdout(holdout)
 
 
 def parse_inline(name: str) -> OpenClipTeacherSpec:
