@@ -72,6 +72,8 @@ class Setup:
     reference_size: int
     partial: Path
     threads: int
+    holdout: bool = False
+    """Teachers as a ``data.holdout`` recipe fits them (without the validation slice)."""
 
 
 @dataclass
@@ -128,7 +130,7 @@ def _stage_config(config: ReinforceConfig) -> dict:
     return tree
 
 
-def planned_inputs(config: ReinforceConfig, datasets: list[str], ws: Workspace) -> dict:
+def planned_inputs(config: ReinforceConfig, datasets: list[str], ws: Workspace, holdout: bool = False) -> dict:
     """The keys of what the stage reads — teachers, caption sets, datasets — from specs, without
     building anything (datasets must exist: their fingerprints are part of it)."""
     from workbench.captioners.decode import parse_decoding
@@ -138,11 +140,11 @@ def planned_inputs(config: ReinforceConfig, datasets: list[str], ws: Workspace) 
     from workbench.teachers.fit import teacher_key
     from workbench.teachers.zoo import teacher_spec
 
-    zoo, fingerprints = _zoo(config), dataset_fingerprints(ws, datasets)
+    zoo, fingerprints = _zoo(config, holdout), dataset_fingerprints(ws, datasets)
     teachers = {name: teacher_key(name, teacher_spec(name, zoo), ws) for name in config.teachers}
     captions = {}
     if config.captioners:
-        registry, decoding = _registry(config), parse_decoding(config.decoding)
+        registry, decoding = _registry(config, holdout), parse_decoding(config.decoding)
         for name in config.captioners:
             key = captioner_key(name, registry, ws)
             captions[name] = {d: captions_key(key, fingerprints[d], d, "train", config.captions, decoding, None,
@@ -155,7 +157,8 @@ def reinforce_key(recipe: Recipe, ws: Workspace, planned: dict | None = None) ->
     (``planned``, from ``planned_inputs``, when already computed)."""
     datasets = list(recipe.data.train)
     config = {"config": _stage_config(recipe.reinforce), "datasets": datasets}
-    return stage_key(STAGE, VERSION, config, planned or planned_inputs(recipe.reinforce, datasets, ws))
+    return stage_key(STAGE, VERSION, config, planned or planned_inputs(recipe.reinforce, datasets, ws,
+                                                                             recipe.data.holdout))
 
 
 def teacher_dim(name: str, config: ReinforceConfig, ws: Workspace) -> int:
@@ -342,7 +345,7 @@ def run_jobs(jobs: list[ShardJob], setup: Setup, progress: bool = True) -> list[
     todo = [job for job in jobs if done(setup.partial, job) is None]
     if not todo:
         return [done(setup.partial, job) for job in jobs]
-    teachers = [load_teacher(name, setup.ws, _zoo(setup.config)) for name in setup.teachers]
+    teachers = [load_teacher(name, setup.ws, _zoo(setup.config, setup.holdout)) for name in setup.teachers]
     captions = _load_captions(setup)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="reinforce", unit=" shards",
                disable=None if progress else True)
@@ -402,22 +405,22 @@ def _commit(out: Path, jobs: list[ShardJob], setup: Setup, key: str, datasets: l
     (out / "storage.md").write_text(render_storage(manifest["storage"]) + "\n")
 
 
-def _zoo(config: ReinforceConfig):
+def _zoo(config: ReinforceConfig, holdout: bool = False):
     from workbench.teachers.zoo import load_zoo
 
-    return load_zoo(config.zoo)
+    return load_zoo(config.zoo, holdout)
 
 
-def _registry(config: ReinforceConfig):
+def _registry(config: ReinforceConfig, holdout: bool = False):
     from workbench.captioners.spec import load_registry
 
-    return load_registry(config.registry)
+    return load_registry(config.registry, holdout)
 
 
-def _teacher_records(config: ReinforceConfig, ws: Workspace, progress: bool) -> list[dict]:
+def _teacher_records(config: ReinforceConfig, ws: Workspace, progress: bool, holdout: bool) -> list[dict]:
     from workbench.teachers.fit import fit_teacher
 
-    records, zoo = [], _zoo(config)
+    records, zoo = [], _zoo(config, holdout)
     for name in config.teachers:
         fitted = fit_teacher(name, ws, zoo, progress=progress)
         records.append({"name": name, "key": fitted.key, "dim": int(fitted.info["embed_dim"]),
@@ -426,7 +429,7 @@ def _teacher_records(config: ReinforceConfig, ws: Workspace, progress: bool) -> 
     return records
 
 
-def _captions(config: ReinforceConfig, datasets: list[str], ws: Workspace, progress: bool
+def _captions(config: ReinforceConfig, datasets: list[str], ws: Workspace, progress: bool, holdout: bool
               ) -> tuple[dict[str, dict[str, Path]], list[dict]]:
     """Fit each captioner if needed and caption every train image (the cached ``captions`` stage)."""
     from workbench.captioners.decode import parse_decoding
@@ -435,7 +438,7 @@ def _captions(config: ReinforceConfig, datasets: list[str], ws: Workspace, progr
 
     decoding = parse_decoding(config.decoding)
     paths: dict[str, dict[str, Path]] = {}
-    records, registry = [], _registry(config)
+    records, registry = [], _registry(config, holdout)
     for name in config.captioners:
         fit_captioner(name, ws, registry, progress=progress)
         captioner = load_captioner(name, ws, registry)
@@ -462,7 +465,7 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
     policy = resolved_policy(config)
     datasets = list(recipe.data.train)
     ensure_datasets(datasets, ws.ensure(), progress)
-    planned = planned_inputs(config, datasets, ws)
+    planned = planned_inputs(config, datasets, ws, recipe.data.holdout)
     key = reinforce_key(recipe, ws, planned)
     cache = StageCache(ws.cache_dir)
     tracker = Tracker(ws)
@@ -472,7 +475,7 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
     if cached and (rank or tracker.find_runs(EXPERIMENT, {tag: key})):  # before fitting anything
         return Reinforced(key, cache.path(STAGE, key), True, ReinforcedDataset.open(cache.path(STAGE, key)))
     if rank:  # write this rank's shards, then wait for rank 0 to commit the whole dataset
-        _reinforce_shards(config, policy, datasets, planned, key, ws, progress)
+        _reinforce_shards(config, policy, datasets, planned, key, ws, progress, recipe.data.holdout)
         while not cache.has(STAGE, key):
             time.sleep(WAIT_SECONDS)
         return Reinforced(key, cache.path(STAGE, key), False, ReinforcedDataset.open(cache.path(STAGE, key)))
@@ -484,7 +487,7 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
         if cached:  # built before, but this MLflow store has no run of it (a fresh store): log it, build nothing
             result = StageResult(STAGE, key, cache.path(STAGE, key), hit=True)
         else:
-            commit = _reinforce_shards(config, policy, datasets, planned, key, ws, progress)
+            commit = _reinforce_shards(config, policy, datasets, planned, key, ws, progress, recipe.data.holdout)
             result = cache.get_or_build(STAGE, key, commit)
         dataset = ReinforcedDataset.open(result.path)
         _log(tracker, run_id, result.path, dataset.manifest)
@@ -493,16 +496,17 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
 
 
 def _reinforce_shards(config: ReinforceConfig, policy: AugmentPolicy, datasets: list[str], planned: dict,
-                      key: str, ws: Workspace, progress: bool) -> Callable[[Path], None]:
+                      key: str, ws: Workspace, progress: bool, holdout: bool) -> Callable[[Path], None]:
     """Fit teachers and captioners (or find them), reinforce this rank's shards into the resumable
     partial folder and, on rank 0, wait for the other ranks'; returns the commit of the whole dataset."""
-    teachers = _teacher_records(config, ws, progress)
-    captions, captioners = _captions(config, datasets, ws, progress)
+    teachers = _teacher_records(config, ws, progress, holdout)
+    captions, captioners = _captions(config, datasets, ws, progress, holdout)
     if planned["captions"] != {c["name"]: c["captions"] for c in captioners}:  # a bug, not a user error
         raise RuntimeError("caption sets differ from the ones the stage key was computed for")
     reference = max(t["image_size"] for t in teachers)
     setup = Setup(ws, config, policy, list(config.teachers), captions, source_size=max(128, reference),
-                  reference_size=reference, partial=StageCache(ws.cache_dir).partial_dir(STAGE, key), threads=0)
+                  reference_size=reference, partial=StageCache(ws.cache_dir).partial_dir(STAGE, key), threads=0,
+                  holdout=holdout)
     setup.partial.mkdir(parents=True, exist_ok=True)
     jobs = shard_jobs(datasets, ws)
     rank, world = rank_and_world()

@@ -171,7 +171,7 @@ class ReinforcedTask:
             from workbench.teachers.fit import load_teacher
             from workbench.teachers.zoo import load_zoo
 
-            zoo = load_zoo(recipe.reinforce.zoo)
+            zoo = load_zoo(recipe.reinforce.zoo, recipe.data.holdout)
             self.teachers = [load_teacher(name, ws, zoo) for name in recipe.distilled_teachers]
 
     def batch(self, step: int, part: slice) -> Batch:
