@@ -1,18 +1,127 @@
-"""`study plan`: trials, cache state and cost, before and after a run."""
+"""`study plan`: trials, every stage with its cache state and estimated time, before and after a run."""
 
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.study.conftest import write_study
+from workbench.study.cache import StageCache
 from workbench.study.orchestrate import run_study
 from workbench.study.plan import make_plan
+from workbench.train.trainer import CHECKPOINT
+
+ZOO = """
+teachers:
+  lit-tiny:
+    kind: lit
+    image_tower: efficientnet-lite0
+    image_size: 48
+    embed_dim: 32
+    data: [shapes]
+    suite: {suite}
+    fit: {{steps: 20, batch_size: 16, warmup_steps: 5, views: 1}}
+  scratch-tiny:
+    kind: scratch
+    profile: smoke
+    set: {{data.train: [shapes], eval.suite: {suite}, train.steps: 40}}
+"""
+
+REGISTRY = """
+captioners:
+  shapes-web:
+    kind: pretrain
+    model: micro-coca
+    data: [shapes]
+    fit: {steps: 30, batch_size: 16, warmup_steps: 1, eval_every: 10, checkpoint_every: 10}
+  shapes-tuned:
+    kind: finetune
+    parent: shapes-web
+    data: [shapes]
+    fit: {steps: 10, batch_size: 16, warmup_steps: 1, eval_every: 5, checkpoint_every: 5}
+"""
 
 
-def test_plan_shows_misses_then_hits(shapes_ws, shapes_study):
-    before = make_plan(shapes_study, shapes_ws)
+@pytest.fixture
+def local_suite(shapes_ws, shapes_suite) -> str:
+    """The shapes suite copied into the workspace (a study's suite must lie in the project or workspace)."""
+    return str(shutil.copy(shapes_suite, shapes_ws.root / "suite.yaml"))
+
+
+def test_plan_shows_misses_then_hits(shapes_ws, local_suite, tmp_path):
+    study = write_study(tmp_path / "study.yaml", local_suite, "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}")
+    before = make_plan(study, shapes_ws)
     assert len(before.trials) == 4 and {t.train for t in before.trials} == {"run"}
     assert before.samples_to_train == 4 * 6 * 16
     assert before.stored_bytes() > 0
+    assert all(t.seconds > 0 for t in before.trials) and before.total_seconds > 0
     text = before.render()
     assert "0/4 trainings reused" in text and "datasets ready: shapes" in text
+    assert "estimated wall time on a 2-core CPU" in text and "total: ~" in text
 
-    run_study(shapes_study, shapes_ws, progress=False)
-    after = make_plan(shapes_study, shapes_ws)
+    run_study(study, shapes_ws, progress=False)
+    after = make_plan(study, shapes_ws)
     assert {(t.train, t.eval) for t in after.trials} == {("hit", "hit")}
-    assert after.samples_to_train == 0
+    assert after.samples_to_train == 0 and after.total_seconds == 0
+
+
+def test_plan_lists_teacher_and_captioner_fits_with_states_and_estimates(shapes_ws, local_suite, tmp_path):
+    zoo, registry = tmp_path / "zoo.yaml", tmp_path / "captioners.yaml"
+    zoo.write_text(ZOO.format(suite=local_suite))
+    registry.write_text(REGISTRY)
+    study = write_study(tmp_path / "kd.yaml", local_suite, "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}", f"""
+max_trials: 8
+""")
+    text = study.read_text().replace("  train.eval_every: 3\n", f"""  train.eval_every: 3
+  reinforce.teachers: [lit-tiny, scratch-tiny]
+  reinforce.zoo: {zoo}
+  reinforce.captioners: [shapes-tuned]
+  reinforce.registry: {registry}
+  reinforce.captions: 2
+""")
+    study.write_text(text)
+
+    def stages(plan, kind):
+        return {s.name: s for s in plan.stages if s.stage == kind}
+
+    plan = make_plan(study, shapes_ws)
+    teachers, captioners = stages(plan, "teacher"), stages(plan, "captioner")
+    assert set(teachers) == {"lit-tiny", "scratch-tiny"}
+    assert set(captioners) == {"shapes-web", "shapes-tuned"}  # the fine-tune's parent is fitted first
+    assert set(stages(plan, "captions")) == {"shapes-tuned on shapes"}
+    assert [r.state for r in plan.reinforcements] == ["run"]  # one reinforcement for every trial
+    for stage in [*teachers.values(), *captioners.values()]:
+        assert stage.state == "run" and stage.seconds > 0, stage
+    kinds = [s.stage for s in plan.stages]
+    assert kinds.index("teacher") < kinds.index("captioner") < kinds.index("captions") < kinds.index("reinforce")
+    text = plan.render()
+    assert "lit-tiny" in text and "shapes-tuned" in text and "fine-tune of shapes-web" in text
+
+    # a fitted teacher is a hit; a captioner with a checkpoint resumes (neither is fitted here)
+    cache = StageCache(shapes_ws.cache_dir)
+    lit_key = teachers["lit-tiny"].detail.split(":")[0]
+    cache.path("teacher", lit_key).mkdir(parents=True)
+    web_key = captioners["shapes-web"].detail.split(":")[0]
+    cache.partial_dir("captioner", web_key).mkdir(parents=True)
+    torch.save({"step": 20}, cache.partial_dir("captioner", web_key) / CHECKPOINT)
+    again = make_plan(study, shapes_ws)
+    teachers, captioners = stages(again, "teacher"), stages(again, "captioner")
+    assert (teachers["lit-tiny"].state, teachers["lit-tiny"].seconds) == ("hit", 0.0)
+    assert teachers["scratch-tiny"].state == "run"
+    assert captioners["shapes-web"].state == "resume@20"
+    assert captioners["shapes-web"].seconds == pytest.approx(plan_seconds(plan, "shapes-web") / 3)
+
+
+def plan_seconds(plan, name: str) -> float:
+    return next(s.seconds for s in plan.stages if s.name == name)
+
+
+def test_plan_refuses_a_suite_outside_project_and_workspace(shapes_ws, shapes_suite, tmp_path):
+    from workbench.config.overrides import ConfigError
+
+    outside = shutil.copy(shapes_suite, tmp_path / "suite.yaml")
+    study = write_study(tmp_path / "study.yaml", outside, "  lr: {key: train.lr, values: [1.0e-3]}")
+    with pytest.raises(ConfigError, match="outside the project"):
+        make_plan(study, shapes_ws)
+    assert Path(outside).exists()

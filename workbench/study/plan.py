@@ -1,15 +1,27 @@
-"""What ``study run`` would do: trials, stages to build, cache hits, and a cost estimate."""
+"""What ``study run`` would do: every stage it will run or reuse, with cache states and estimated wall times.
+
+Stages, in the order a run meets them: data builds, teacher fits, captioner pretrains and fine-tunes,
+caption generation, reinforcements (each only where a reinforcement has to be built), then every
+trial's training and eval. States and keys come from the functions the stages themselves use; times
+from the figures in ``workbench.study.estimates`` (measured on a 2-core CPU).
+"""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.augment.policy import describe
+from workbench.config.recipe import Recipe
 from workbench.config.study import load_study
+from workbench.study import estimates
 from workbench.study.cache import StageCache
 from workbench.study.trials import TrialSpec, expand_grid
 from workbench.workspace import Workspace
+
+
+STAGE_ORDER = ("data", "teacher", "captioner", "captions", "reinforce")
 
 
 @dataclass
@@ -17,6 +29,8 @@ class PlannedTrial:
     spec: TrialSpec
     train: str   # "hit", "resume@STEP", "run", or "needs data"
     eval: str
+    seconds: float | None = None
+    """Estimated training (what is left of it) and eval."""
 
 
 @dataclass
@@ -24,8 +38,22 @@ class PlannedReinforcement:
     key: str
     state: str   # "hit", "resume N/M shards" or "run"
     label: str
-    estimate: dict
-    """estimate(): samples, augmented images, bytes."""
+    estimate: dict | None
+    """estimate(): samples, augmented images, bytes (None while its data is not built)."""
+    recipe: Recipe | None = None
+    """A recipe it is built for."""
+
+
+@dataclass
+class PlannedStage:
+    """One stage that runs before the trials (data, teacher, captioner, captions, reinforce)."""
+
+    stage: str
+    name: str
+    state: str   # "hit", "resume ...", "run"
+    seconds: float | None
+    """Estimated wall time of what is left to do (0 for a hit; None: no recorded figure)."""
+    detail: str = ""
 
 
 @dataclass
@@ -38,10 +66,15 @@ class Plan:
     search_trials: int = 0
     notes: list[str] = field(default_factory=list)
     reinforcements: list[PlannedReinforcement] = field(default_factory=list)
+    stages: list[PlannedStage] = field(default_factory=list)
+    parallel: int = 1
+    """Trials ``study run`` runs at once by default."""
+    search_trial_seconds: float | None = None
+    """For a search study: the mean estimated trial of its grid (its points are not known in advance)."""
 
     @property
     def reinforced_bytes(self) -> int:
-        return sum(r.estimate["bytes"] for r in self.reinforcements if r.state != "hit")
+        return sum(r.estimate["bytes"] for r in self.reinforcements if r.state != "hit" and r.estimate)
 
     @property
     def samples_to_train(self) -> int:
@@ -50,17 +83,19 @@ class Plan:
 
     def stored_bytes(self) -> int:
         """Checkpoints to write: weights (fp32) once for the model, three times while training (AdamW)."""
-        from workbench.models.students import count_parameters, create_student
+        return sum(parameter_count(t.spec.recipe.model.name) * 4 * 4 for t in self.trials if t.train != "hit")
 
-        total, sizes = 0, {}
-        for trial in self.trials:
-            if trial.train == "hit":
-                continue
-            name = trial.spec.recipe.model.name
-            if name not in sizes:
-                sizes[name] = count_parameters(create_student(trial.spec.recipe.model))["total"] * 4
-            total += sizes[name] * 4
-        return total
+    @property
+    def trial_seconds(self) -> float | None:
+        if self.search_trials:
+            return None if self.search_trial_seconds is None else self.search_trials * self.search_trial_seconds
+        times = [t.seconds for t in self.trials]
+        return None if None in times else sum(times)
+
+    @property
+    def total_seconds(self) -> float:
+        """Stages before the trials run one after another; trials ``parallel`` at a time. Unknown: 0."""
+        return sum(s.seconds or 0.0 for s in self.stages) + (self.trial_seconds or 0.0) / self.parallel
 
     def render(self) -> str:
         lines = [f"study {self.study} (profile {self.profile}): "
@@ -68,9 +103,10 @@ class Plan:
         lines.append(f"datasets ready: {', '.join(self.datasets_ready) or 'none'}")
         lines.append(f"datasets to build: {', '.join(self.datasets_missing) or 'none'}")
         lines.append("")
-        lines.append(f"{'point':12}  {'train':12}  {'eval':6}  trial")
+        lines.append(f"{'point':12}  {'train':12}  {'eval':6}  {'estimate':>8}  trial")
         for t in self.trials:
-            lines.append(f"{t.spec.point_id:12}  {t.train:12}  {t.eval:6}  {t.spec.title}")
+            lines.append(f"{t.spec.point_id:12}  {t.train:12}  {t.eval:6}  {estimates.duration(t.seconds):>8}  "
+                         f"{t.spec.title}")
         hits = sum(t.train == "hit" for t in self.trials)
         lines.append("")
         lines.append(f"cache: {hits}/{len(self.trials)} trainings reused")
@@ -79,63 +115,297 @@ class Plan:
             lines.append(f"{'reinforce':18}  {'state':22}  dataset")
             for r in self.reinforcements:
                 e = r.estimate
-                lines.append(f"{r.key:18}  {r.state:22}  {r.label}: {e['samples']:,} samples, "
-                             f"{e['augmented_images']:,} augmented images, ~{e['bytes'] / 2**20:.1f} MiB "
-                             f"({e['bytes_per_sample']:,} B a sample)")
+                size = (f": {e['samples']:,} samples, {e['augmented_images']:,} augmented images, "
+                        f"~{e['bytes'] / 2**20:.1f} MiB ({e['bytes_per_sample']:,} B a sample)" if e
+                        else " (sized once its data is built)")
+                lines.append(f"{r.key:18}  {r.state:22}  {r.label}{size}")
         lines.append(f"cost: {self.samples_to_train:,} samples to train; "
                      f"~{self.stored_bytes() / 2**20:.1f} MiB of checkpoints"
-                     + (f" and ~{self.reinforced_bytes / 2**20:.1f} MiB of reinforced shards" if self.reinforcements
-                        else "") + " to write")
+                     + (f" and ~{self.reinforced_bytes / 2**20:.1f} MiB of reinforced shards"
+                        if any(r.estimate for r in self.reinforcements) else "") + " to write")
+        lines.append("")
+        lines.extend(self._render_stages())
         lines.extend(self.notes)
         return "\n".join(lines)
+
+    def _render_stages(self) -> list[str]:
+        rows = [(s.stage, s.name, s.state, estimates.duration(s.seconds), s.detail) for s in self.stages]
+        if self.search_trials:
+            each = estimates.duration(self.search_trial_seconds)
+            rows.append(("train+eval", f"{self.search_trials} search trials", "run",
+                         estimates.duration(self.trial_seconds), f"~{each} each"))
+        else:
+            evals = [0.0 if t.eval == "hit" else estimates.evaluation_seconds(_count_if_needed(t.spec.recipe.model.name))
+                     for t in self.trials]
+            trains = [(t.seconds or 0.0) - e for t, e in zip(self.trials, evals)]
+            for stage, states, seconds in (("train", [t.train for t in self.trials], trains),
+                                           ("eval", [t.eval for t in self.trials], evals)):
+                counts = ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
+                rows.append((stage, f"{len(states)} trials", counts, estimates.duration(sum(seconds) / self.parallel),
+                             f"{self.parallel} at a time ({estimates.duration(sum(seconds))} of trial time)"
+                             if self.parallel > 1 else ""))
+        unknown = [s for s in self.stages if s.seconds is None]
+        lines = ["stages (estimated wall time on a 2-core CPU, from recorded measurements; rough):",
+                 f"{'stage':10}  {'name':40}  {'state':18}  {'estimate':>10}  detail"]
+        lines += [f"{a:10}  {b:40}  {c:18}  {d:>10}  {e}".rstrip() for a, b, c, d, e in rows]
+        lines.append(f"total: ~{estimates.duration(self.total_seconds)} on a 2-core CPU (stages in order, then "
+                     f"{self.parallel} trial{'s' * (self.parallel != 1)} at a time)"
+                     + (f"; without {len(unknown)} stage(s) that have no recorded figure (?)" if unknown else "")
+                     + "; estimates, not measurements")
+        return lines
 
 
 def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Plan:
     from workbench.study.pipeline import eval_key, train_key
     from workbench.study.prepare import required_inputs
 
-    study = load_study(path)
+    study = load_study(path, ws)
     profile = profile or study.profile
     specs = expand_grid(study, path, profile)
     datasets, _ = required_inputs([s.recipe for s in specs])
-    ready = sorted(d for d in datasets if (ws.dataset_dir(d) / "manifest.json").exists())
+    ready = sorted(d for d in datasets if _built(ws, d))
     missing = sorted(datasets - set(ready))
     cache = StageCache(ws.cache_dir)
     planned = []
     for spec in ([] if study.search else specs):
+        seconds = _trial_seconds(spec.recipe)
         if set(spec.recipe.data.train) & set(missing):
-            planned.append(PlannedTrial(spec, "needs data", "run"))
+            planned.append(PlannedTrial(spec, "needs data", "run", seconds))
             continue
         key = train_key(spec.recipe, ws)
         if cache.has("train", key):
-            state = "hit"
+            state, seconds = "hit", 0.0
             evaluated = "hit" if cache.has("eval", eval_key(spec.recipe, ws, key)) else "run"
+            if evaluated == "run":
+                seconds = estimates.evaluation_seconds(_count_if_needed(spec.recipe.model.name))
         else:
-            checkpoint = cache.partial_dir("train", key) / "checkpoint.pt"
-            state = "run"
-            if checkpoint.exists():
-                import torch
-
-                state = f"resume@{torch.load(checkpoint, map_location='cpu', weights_only=False)['step']}"
-            evaluated = "run"
-        planned.append(PlannedTrial(spec, state, evaluated))
+            step = _checkpoint_step(cache.partial_dir("train", key))
+            state, evaluated = (f"resume@{step}", "run") if step else ("run", "run")
+            seconds *= 1 - step / spec.recipe.train.steps if step else 1
+        planned.append(PlannedTrial(spec, state, evaluated, seconds))
     plan = Plan(study.study, profile, planned, missing, ready, study.search.trials if study.search else 0)
-    plan.reinforcements = _reinforcements([p.spec.recipe for p in planned if p.train != "needs data"], ws)
+    threads = {spec.recipe.train.threads for spec in specs}
+    plan.parallel = min(estimates.parallel_trials(t) for t in threads) if threads else 1
     if study.search:
+        plan.search_trial_seconds = sum(_trial_seconds(s.recipe) for s in specs) / len(specs)
         plan.notes.append("search trials' points are chosen by the sampler as the study runs")
+    recipes = [s.recipe for s in specs]
+    plan.reinforcements = _reinforcements(recipes, ws)
+    upstream = _upstream(plan.reinforcements, ws, cache)
+    plan.datasets_missing = sorted(set(missing) | {s.name for s in upstream if s.stage == "data"})
+    plan.stages = ([PlannedStage("data", name, "run", estimates.data_build_seconds(name))
+                    for name in plan.datasets_missing]
+                   + [s for s in upstream if s.stage != "data"]
+                   + [PlannedStage("reinforce", r.key, r.state, _reinforce_seconds(r, ws), r.label)
+                      for r in plan.reinforcements])
     return plan
 
 
-def _reinforcements(recipes, ws: Workspace) -> list[PlannedReinforcement]:
+# ------------------------------------------------------------------------------------------ helpers
+def _built(ws: Workspace, name: str) -> bool:
+    return (ws.dataset_dir(name) / "manifest.json").exists()
+
+
+def _checkpoint_step(partial: Path) -> int:
+    """The step of a resumable checkpoint in a stage's partial folder (0: none)."""
+    from workbench.train.trainer import CHECKPOINT
+
+    if not (partial / CHECKPOINT).exists():
+        return 0
+    import torch
+
+    return int(torch.load(partial / CHECKPOINT, map_location="cpu", weights_only=False)["step"])
+
+
+@functools.lru_cache(maxsize=None)
+def parameter_count(model: str) -> int:
+    """A student model's parameters (builds the model once per process)."""
+    from workbench.config.recipe import ModelConfig
+    from workbench.models.students import count_parameters, create_student
+
+    return count_parameters(create_student(ModelConfig(name=model)))["total"]
+
+
+def _count_if_needed(model: str) -> int | None:
+    """The parameter count where an estimate scales by it: models without a recorded throughput."""
+    return None if model in estimates.STUDENT_SAMPLES_PER_CORE_S else parameter_count(model)
+
+
+def _trial_seconds(recipe: Recipe) -> float:
+    count = _count_if_needed(recipe.model.name)
+    return estimates.training_seconds(recipe, count) + estimates.evaluation_seconds(count)
+
+
+def _train_count(ws: Workspace, dataset: str) -> int:
+    """Train split size: the manifest's once built, else the figure recorded for the source."""
+    from workbench.data.shards import read_manifest
+
+    if _built(ws, dataset):
+        return int(read_manifest(ws.dataset_dir(dataset))["splits"]["train"]["count"])
+    return estimates.TRAIN_SPLIT_SAMPLES.get(dataset, 0)
+
+
+def _sources(config):
+    """The zoo and captioner registry the reinforce stage reads for ``config`` (its own lookups)."""
+    from workbench.reinforce import stage
+
+    return stage._zoo(config), (stage._registry(config) if config.captioners else None)
+
+
+def _reinforcements(recipes: list[Recipe], ws: Workspace) -> list[PlannedReinforcement]:
     from workbench.reinforce.stage import estimate, progress_of, reinforce_key
 
+    distinct = {(tuple(r.data.train), r.reinforce.model_dump_json()): r for r in recipes if r.reinforce.teachers}
     seen: dict[str, PlannedReinforcement] = {}
-    for recipe in recipes:
+    for recipe in distinct.values():  # a reinforcement depends on the training sets and reinforce section only
         config = recipe.reinforce
-        if not config.teachers or (key := reinforce_key(recipe, ws)) in seen:
-            continue
         label = (f"{'+'.join(recipe.data.train)} × {'+'.join(config.teachers)}, "
                  f"K={config.augmentations} ({describe(config.augment)})"
                  + (f", S={config.captions} × {'+'.join(config.captioners)}" if config.captioners else ""))
-        seen[key] = PlannedReinforcement(key, progress_of(recipe, ws), label, estimate(recipe, ws))
+        if not _keyable(recipe, ws):
+            key = f"({'+'.join(recipe.data.train)})"  # keyed once its inputs exist
+            if key not in seen:
+                seen[key] = PlannedReinforcement(key, "run", label, None, recipe)
+            continue
+        if (key := reinforce_key(recipe, ws)) not in seen:
+            seen[key] = PlannedReinforcement(key, progress_of(recipe, ws), label, estimate(recipe, ws), recipe)
     return list(seen.values())
+
+
+def _needs(recipe: Recipe, ws: Workspace) -> set[str]:
+    """Datasets a reinforcement of ``recipe`` reads: its train sets and its teachers' and captioners' data."""
+    from workbench.captioners.spec import captioner_spec, lineage
+    from workbench.teachers.fit import required_datasets
+    from workbench.teachers.zoo import teacher_spec
+
+    config = recipe.reinforce
+    zoo, registry = _sources(config)
+    needed = set(recipe.data.train)
+    for name in config.teachers:
+        needed |= required_datasets(name, teacher_spec(name, zoo), ws)
+    for name in config.captioners:
+        for member in lineage(name, registry):
+            needed |= set(captioner_spec(member, registry).datasets)
+    return needed
+
+
+def _keyable(recipe: Recipe, ws: Workspace) -> bool:
+    return all(_built(ws, name) for name in _needs(recipe, ws))
+
+
+def _upstream(reinforcements: list[PlannedReinforcement], ws: Workspace, cache: StageCache) -> list[PlannedStage]:
+    """Data builds, teacher fits, captioner fits and caption sets the reinforcements still to build need."""
+    from workbench.reinforce.stage import planned_inputs
+
+    stages: dict[tuple[str, str], PlannedStage] = {}
+    for reinforcement in reinforcements:
+        if reinforcement.state == "hit":
+            continue
+        recipe = reinforcement.recipe
+        for name in sorted(_needs(recipe, ws)):
+            if not _built(ws, name):
+                stages.setdefault(("data", name), PlannedStage("data", name, "run", None))
+        planned = planned_inputs(recipe.reinforce, list(recipe.data.train), ws) if _keyable(recipe, ws) else None
+        for stage in (_teacher_stages(recipe.reinforce, planned, ws, cache)
+                      + _captioner_stages(recipe, planned, ws, cache)):
+            stages.setdefault((stage.stage, stage.name, stage.detail), stage)
+    return sorted(stages.values(), key=lambda stage: STAGE_ORDER.index(stage.stage))
+
+
+def _teacher_stages(config, planned: dict | None, ws: Workspace, cache: StageCache) -> list[PlannedStage]:
+    from workbench.teachers.fit import _scratch_recipe
+    from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, teacher_spec
+
+    zoo, _ = _sources(config)
+    stages = []
+    for name in config.teachers:
+        spec = teacher_spec(name, zoo)
+        key = planned["teachers"][name] if planned else None
+        if isinstance(spec, LitTeacherSpec):
+            seconds = estimates.lit_fit_seconds(spec, sum(_train_count(ws, d) for d in spec.data))
+            what = f"LiT {spec.image_tower} @{spec.image_size}px on {'+'.join(spec.data)}"
+        elif isinstance(spec, ScratchTeacherSpec):
+            recipe = _scratch_recipe(name, spec)
+            seconds = _trial_seconds(recipe)
+            what = f"{recipe.model.name} from scratch, {recipe.train.steps} steps"
+        else:
+            seconds, what = None, f"open_clip {spec.model} ({spec.pretrained}): loaded and scored"
+        state = "run"
+        if key and cache.has("teacher", key):
+            state, seconds = "hit", 0.0
+        elif key and isinstance(spec, ScratchTeacherSpec):
+            from workbench.study.pipeline import train_key
+
+            recipe = _scratch_recipe(name, spec)
+            if step := _checkpoint_step(cache.partial_dir("train", train_key(recipe, ws))):
+                state, seconds = f"resume@{step}", seconds * (1 - step / recipe.train.steps)
+        stages.append(PlannedStage("teacher", name, state, seconds, f"{key or '(keyed once its data is built)'}: "
+                                                                     f"{what}"))
+    return stages
+
+
+def _captioner_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: StageCache) -> list[PlannedStage]:
+    from workbench.captioners.fit import captioner_key
+    from workbench.captioners.generate import CHUNK
+    from workbench.captioners.spec import FinetuneSpec, captioner_spec, lineage, root_model
+
+    config = recipe.reinforce
+    if not config.captioners:
+        return []
+    _, registry = _sources(config)
+    stages = []
+    for name in config.captioners:
+        for member in lineage(name, registry):
+            spec = captioner_spec(member, registry)
+            key = captioner_key(member, registry, ws) if planned else None
+            seconds = estimates.captioner_fit_seconds(root_model(member, registry), spec.fit)
+            state = "run"
+            if key and cache.has("captioner", key):
+                state, seconds = "hit", 0.0
+            elif key and (step := _checkpoint_step(cache.partial_dir("captioner", key))):
+                state, seconds = f"resume@{step}", seconds and seconds * (1 - step / spec.fit.steps)
+            kind = f"fine-tune of {spec.parent}" if isinstance(spec, FinetuneSpec) else "pretrain"
+            stages.append(PlannedStage("captioner", member, state, seconds,
+                                       f"{key or '(keyed once its data is built)'}: {kind}, {spec.fit.steps} steps "
+                                       f"at batch {spec.fit.batch_size}"))
+        for dataset in recipe.data.train:
+            images = _train_count(ws, dataset)
+            key = planned["captions"][name][dataset] if planned else None
+            seconds, state = estimates.caption_seconds(images, config.captions), "run"
+            if key and cache.has("captions", key):
+                state, seconds = "hit", 0.0
+            elif key and (done := len(list(cache.partial_dir("captions", key).glob("chunk-*.json")))):
+                chunks = -(-images // CHUNK)
+                state, seconds = f"resume {done}/{chunks} chunks", seconds * (1 - done / max(chunks, 1))
+            stages.append(PlannedStage("captions", f"{name} on {dataset}", state, seconds,
+                                       f"{key or '(keyed once its data is built)'}: S={config.captions} "
+                                       f"({config.decoding}) for {images:,} images"))
+    return stages
+
+
+def _reinforce_seconds(reinforcement: PlannedReinforcement, ws: Workspace) -> float | None:
+    """Every augmented image through every teacher; 0 for a hit, the share of shards left for a resume."""
+    from workbench.teachers.fit import _scratch_recipe
+    from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, teacher_spec
+
+    if reinforcement.state == "hit":
+        return 0.0
+    config = reinforcement.recipe.reinforce
+    zoo, _ = _sources(config)
+    rates: list[float | None] = []
+    for name in config.teachers:
+        spec = teacher_spec(name, zoo)
+        if isinstance(spec, LitTeacherSpec):
+            rates.append(estimates.lit_views_per_s(spec.image_tower, spec.image_size))
+        elif isinstance(spec, ScratchTeacherSpec):
+            model = _scratch_recipe(name, spec).model.name
+            rates.append(estimates.FORWARD_SPEEDUP
+                         * estimates.student_samples_per_s(model, 0, _count_if_needed(model)))
+        else:
+            rates.append(None)
+    images = sum(_train_count(ws, d) for d in reinforcement.recipe.data.train) * config.augmentations
+    seconds = estimates.reinforce_seconds(images, rates)
+    if seconds is not None and reinforcement.state.startswith("resume"):
+        done, total = map(int, reinforcement.state.split()[1].split("/"))
+        seconds *= 1 - done / max(total, 1)
+    return seconds

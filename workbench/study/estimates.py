@@ -1,0 +1,132 @@
+"""Wall-time estimates for ``study plan``, from figures measured on a 2-core CPU.
+
+Each figure says where it was recorded. They are rough (other load, caches and data sizes move them by
+tens of percent) and hold for this machine kind only: a GPU run under ``--profile paper`` is not
+estimated by them.
+"""
+
+from __future__ import annotations
+
+CORES = 2
+"""The machine the figures were measured on."""
+
+DATA_BUILD_SECONDS = {"glyphs": 70.0, "clipart-web": 60.0, "tuxpaint": 12.0, "emoji": 12.0, "fashion-mnist": 12.0,
+                      "digits": 12.0}
+"""README "Data": glyphs ≈ 70 s, clip art ≈ 60 s, all six ≈ 3 min (the other four share the rest)."""
+
+TRAIN_SPLIT_SAMPLES = {"clipart-web": 5_400, "glyphs": 41_377, "tuxpaint": 719, "emoji": 1_343}
+"""README "Data" table: train split sizes, for stages whose dataset is not built yet (built: its manifest)."""
+
+STUDENT_SAMPLES_PER_CORE_S = {"micro-vit-xs": 1_280.0, "micro-vit-s": 565.0}
+"""Training throughput on one core. recipes/clip.yaml: micro-vit-xs ~0.1 s a step at batch 128 on one
+core; teachers/zoo.yaml: scratch-vit-s (micro-vit-s) 1,130 samples/s on 2 cores. Other models: scaled
+from micro-vit-xs by parameter count."""
+REFERENCE_STUDENT = "micro-vit-xs"
+REFERENCE_PARAMETERS = 1.1e6
+"""micro-vit-xs's parameter count (recipes/clip.yaml)."""
+
+ONLINE_KD_SLOWDOWN = 17.2
+"""README "Reinforced training": reinforced KD ran 17.2× faster than online KD (bench/train.py); reinforced
+KD runs at about plain CLIP's speed (1.05×), so only online KD is scaled."""
+
+EVAL_SECONDS = 2.0
+"""evaluate/suite.yaml: the suite takes about 2 s for a 1.1M-parameter micro student on 2 cores."""
+SUITE_IMAGES = 9_700
+"""evaluate/suite.yaml: ~9.7k images in the default suite (a teacher's score after its fit)."""
+
+LIT_VIEWS_PER_S = {"efficientnet-lite0": 65.0, "efficientnet-lite1": 65.0 / 1.4}
+"""Image-tower features per second at 96 px on one core. teachers/zoo.yaml: 51k images × 2 views of
+lite0 features took ~26 min on one free core; lite1 ~1.4× lite0's time. Cost grows with pixels."""
+LIT_REFERENCE_SIZE = 96
+LIT_PROJECTION_STEP_SECONDS = 0.12
+"""teachers/zoo.yaml: the projections' fit took ~4 min (2,000 steps at batch 1,024)."""
+LIT_PROJECTION_BATCH = 1_024
+
+CAPTIONER_SAMPLES_PER_S = {"micro-coca": 320.0}
+"""README "Captioners": pretraining clipart-web (1,500 steps at batch 128) takes ~10 min on one core."""
+CAPTIONS_PER_S = 20.0
+"""Synthetic captions per second on one core: micro-coca, top-p, measured on this machine kind with a
+freshly initialised model that decodes all 32 tokens (fitted ones stop earlier: an upper bound on time)."""
+
+REINFORCE_EFFICIENCY = 0.90
+"""README "Dataset reinforcement": reinforcement ran at 0.90 of the teachers' pure forward throughput."""
+FORWARD_SPEEDUP = 3.0
+"""A forward pass costs about a third of a training step (forward + backward): a scratch teacher
+embeds images about 3× faster than it trains on them."""
+
+
+def cores_used(threads: int) -> int:
+    """A stage pinned to ``threads`` torch threads (0: every core) uses this many of the machine's cores."""
+    return min(threads, CORES) if threads else CORES
+
+
+def parallel_trials(threads: int) -> int:
+    """Trials ``study run`` runs at once by default: as many as the cores hold at the trials' thread count."""
+    return max(1, CORES // cores_used(threads))
+
+
+def student_samples_per_s(model: str, threads: int, parameters: int | None = None) -> float:
+    """Training samples a second of ``model`` pinned to ``threads``."""
+    per_core = STUDENT_SAMPLES_PER_CORE_S.get(model)
+    if per_core is None:
+        per_core = STUDENT_SAMPLES_PER_CORE_S[REFERENCE_STUDENT] * REFERENCE_PARAMETERS / max(parameters or 0, 1.0)
+    return per_core * cores_used(threads)
+
+
+def training_seconds(recipe, parameters: int | None = None) -> float:
+    """One student training: its samples at the model's throughput, plus its periodic evals."""
+    train = recipe.train
+    seconds = train.steps * train.batch_size / student_samples_per_s(recipe.model.name, train.threads, parameters)
+    if recipe.reinforce.teachers and recipe.distill.mode == "online":
+        seconds *= ONLINE_KD_SLOWDOWN
+    return seconds + (train.steps // train.eval_every) * evaluation_seconds(parameters)
+
+
+def evaluation_seconds(parameters: int | None = None) -> float:
+    """One eval of a student (scaled by its parameters from the micro student's figure)."""
+    return EVAL_SECONDS * max(1.0, (parameters or REFERENCE_PARAMETERS) / REFERENCE_PARAMETERS)
+
+
+def data_build_seconds(name: str) -> float | None:
+    return DATA_BUILD_SECONDS.get(name)
+
+
+def lit_views_per_s(tower: str, image_size: int) -> float:
+    return LIT_VIEWS_PER_S[tower] * (LIT_REFERENCE_SIZE / image_size) ** 2
+
+
+def lit_fit_seconds(spec, rows: int) -> float:
+    """A LiT teacher: image features of every view (the text tower's are cheap and shared), projections,
+    then its score on the suite."""
+    fit = spec.fit
+    rows = min(rows, fit.max_train_samples or rows)
+    rate = lit_views_per_s(spec.image_tower, spec.image_size)
+    projections = fit.steps * LIT_PROJECTION_STEP_SECONDS * min(fit.batch_size, rows) / LIT_PROJECTION_BATCH
+    return rows * fit.views / rate + projections + SUITE_IMAGES / rate
+
+
+def captioner_fit_seconds(model: str, fit) -> float | None:
+    rate = CAPTIONER_SAMPLES_PER_S.get(model)
+    return None if rate is None else fit.steps * fit.batch_size / rate
+
+
+def caption_seconds(images: int, samples: int) -> float:
+    return images * samples / CAPTIONS_PER_S
+
+
+def reinforce_seconds(augmented_images: int, teacher_rates: list[float | None]) -> float | None:
+    """Every augmented image through every teacher, at ``REINFORCE_EFFICIENCY`` of their forward rates."""
+    if any(rate is None for rate in teacher_rates):
+        return None
+    return sum(augmented_images / rate for rate in teacher_rates) / REINFORCE_EFFICIENCY
+
+
+def duration(seconds: float | None) -> str:
+    """'45 s', '12 min', '2.5 h'; '?' when a stage has no recorded figure."""
+    if seconds is None:
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
