@@ -363,6 +363,7 @@ def reinforce_command(ws: Workspace, recipe: str, profile: str, sets: tuple[str,
 @click.pass_obj
 def evaluate(ws: Workspace, checkpoint: Path, suite: str | None) -> None:
     """Run the eval suite on a trained student (a model.pt from the stage cache)."""
+    from workbench.evaluate.lineage import checkpoint_lineage, render
     from workbench.evaluate.spec import load_suite
     from workbench.evaluate.suite import run_suite
     from workbench.train.trainer import load_trained
@@ -371,7 +372,8 @@ def evaluate(ws: Workspace, checkpoint: Path, suite: str | None) -> None:
         chosen = load_suite(suite)
     except FileNotFoundError as error:
         raise click.BadParameter(str(error), param_hint="--suite") from None
-    click.echo(run_suite(load_trained(checkpoint), ws, chosen, progress=True).to_table())
+    result = run_suite(load_trained(checkpoint), ws, chosen, progress=True)
+    click.echo(result.to_table() + "\n\n" + render(checkpoint_lineage(checkpoint), chosen, result.to_dict()))
 
 
 @main.command("models")

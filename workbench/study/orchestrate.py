@@ -23,6 +23,7 @@ import yaml
 from optuna.trial import TrialState
 
 from workbench.config.study import Study, load_study
+from workbench.evaluate.lineage import log_lineage
 from workbench.study.pipeline import run_trial_stages
 from workbench.study.prepare import prepare_inputs
 from workbench.study.trials import TrialSpec, build_trial, expand_grid
@@ -188,6 +189,7 @@ def run_one_trial(trial: optuna.Trial, study: Study, path: str, profile: str, ws
         tracker.set_tags(run_id, {**{f"{TAG_PREFIX}stage.{s}": k for s, k in outcome.stage_keys.items()},
                                   f"{TAG_PREFIX}cache_hit": outcome.all_hits})
         tracker.log_file(run_id, outcome.eval_dir / "eval.json", "eval")
+        log_lineage(tracker, run_id, outcome.lineage)
         tracker.log_file(run_id, outcome.train_dir / "summary.json", "train")
         tracker.end_run(run_id, "FINISHED")
         return outcome.metrics[study.objective.metric]

@@ -30,6 +30,9 @@ class TrialOutcome:
     stages: list[StageResult] = field(default_factory=list)
     train_dir: Path | None = None
     eval_dir: Path | None = None
+    lineage: dict = field(default_factory=dict)
+    """What the student, its teachers and its captioners trained on, and which tasks it never saw
+    (``workbench.evaluate.lineage``); ``metrics['transfer']`` averages the unseen tasks."""
 
     @property
     def stage_keys(self) -> dict[str, str]:
@@ -114,5 +117,16 @@ def run_trial_stages(recipe: Recipe, ws: Workspace, reporter: Reporter | None = 
     trained = run_train_stage(recipe, ws, reporter, objective, progress)
     evaluated = run_eval_stage(recipe, ws, trained)
     result = json.loads((evaluated.path / "eval.json").read_text())
-    return TrialOutcome(result["metrics"], result["chance"], result["stderr"], stages + [trained, evaluated],
-                        trained.path, evaluated.path)
+    lineage, transfer = trial_lineage(recipe, result)
+    return TrialOutcome(result["metrics"] | transfer[0], result["chance"] | transfer[1],
+                        result["stderr"] | transfer[2], stages + [trained, evaluated], trained.path, evaluated.path,
+                        lineage)
+
+
+def trial_lineage(recipe: Recipe, result: dict) -> tuple[dict, tuple[dict, dict, dict]]:
+    """The recipe's lineage against its suite, and its ``transfer`` score (metrics, chance, stderr)."""
+    from workbench.evaluate.lineage import recipe_lineage, transfer_scores
+    from workbench.evaluate.spec import load_suite
+
+    suite, lineage = load_suite(recipe.eval.suite), recipe_lineage(recipe)
+    return lineage.to_dict(suite), transfer_scores(result, suite, lineage)

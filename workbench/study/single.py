@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from workbench.config.overrides import ConfigError, check_key
@@ -34,4 +36,13 @@ def train_single(recipe_name: str, profile: str, sets: tuple[str, ...], ws: Work
         return f"rank {rank}: trained its share of every batch"
     outcome = run_trial_stages(recipe, ws)
     hits = ", ".join(f"{s.stage} {'hit' if s.hit else 'built'} ({s.key})" for s in outcome.stages)
-    return f"{hits}\nmodel: {outcome.train_dir / 'model.pt'}\n" + (outcome.eval_dir / "eval.txt").read_text()
+    table = (outcome.eval_dir / "eval.txt").read_text()
+    return f"{hits}\nmodel: {outcome.train_dir / 'model.pt'}\n{table}\n\n{_lineage(recipe, outcome)}"
+
+
+def _lineage(recipe, outcome) -> str:
+    from workbench.evaluate.lineage import recipe_lineage, render
+    from workbench.evaluate.spec import load_suite
+
+    result = json.loads((outcome.eval_dir / "eval.json").read_text())
+    return render(recipe_lineage(recipe), load_suite(recipe.eval.suite), result)
