@@ -5,7 +5,8 @@ import pytest
 from workbench.config.resolve import resolve_recipe
 from workbench.data.shards import write_dataset
 from workbench.evaluate.data import prepare_task
-from workbench.evaluate.lineage import TRANSFER, checkpoint_lineage, overlaps, recipe_lineage, transfer_scores
+from workbench.evaluate.lineage import (TRANSFER, checkpoint_lineage, overlaps, recipe_lineage, render,
+                                       transfer_scores)
 from workbench.evaluate.spec import DataRef, Suite, load_suite
 
 EMOJI_TASKS = {"zs_emoji_category", "ret_emoji"}
@@ -78,6 +79,8 @@ def test_transfer_averages_the_primary_metric_of_unseen_tasks_only():
     assert metrics[TRANSFER] == pytest.approx(sum(unseen) / len(unseen))
     assert chance[TRANSFER] == pytest.approx(0.1)
     assert stderr[TRANSFER] == pytest.approx(0.02 / len(unseen) ** 0.5)
+    printed = render(lineage, suite, result)
+    assert f"transfer = {metrics[TRANSFER]:.4f}" in printed and "ret_tuxpaint           transfer  -> unseen" in printed
 
 
 def test_a_checkpoint_without_its_recipe_has_no_lineage(tmp_path):

@@ -49,8 +49,8 @@ def test_a_holdout_lit_fit_leaves_the_validation_slice_out(shapes_ws, shapes_sui
     held = load_pairs(tiny_spec(shapes_suite, holdout=True), shapes_ws, False)
     assert len(full.captions) == len(train)
     assert len(held.captions) == len(train) - len(slice_captions)
-    assert teacher_key("t", tiny_spec(shapes_suite), shapes_ws) != teacher_key("t", tiny_spec(shapes_suite,
-                                                                                                holdout=True), shapes_ws)
+    held_key = teacher_key("t", tiny_spec(shapes_suite, holdout=True), shapes_ws)
+    assert held_key != teacher_key("t", tiny_spec(shapes_suite), shapes_ws)
 
 
 def test_a_holdout_scratch_teacher_trains_with_data_holdout(shapes_ws, shapes_suite):

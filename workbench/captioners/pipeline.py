@@ -197,7 +197,8 @@ def generate_captions(names: Sequence[str], dataset: str, split: str, samples: i
         sets.append(caption_split(captioner, ws, dataset, split, samples, decoding, max_images, seed, batch_size,
                                   progress))
     loaded, note = _teacher(teacher, ws)
-    config = {"references": [r.describe() for r in references], "seed": seed, "image_size": image_size, "teacher": teacher}
+    config = {"references": [r.describe() for r in references], "seed": seed, "image_size": image_size,
+              "teacher": teacher}
     inputs = {s.name: s.key for s in sets} | {"teacher": loaded.key if loaded else "none"}
     key = stage_key("caption-quality", QUALITY_VERSION, config, inputs)
     cache = StageCache(ws.cache_dir)

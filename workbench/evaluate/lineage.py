@@ -178,8 +178,9 @@ def render(lineage: Lineage | None, suite: Suite, result: dict) -> str:
     metrics, chance, stderr = transfer_scores(result, suite, lineage)
     unseen = [name for name in lineage.unseen(suite) if name in {t["name"] for t in result["tasks"]}]
     if metrics:
-        lines.append(f"{TRANSFER} = {metrics[TRANSFER]:.4f} (chance {chance[TRANSFER]:.4f}, ±se {stderr[TRANSFER]:.4f})"
-                     f": mean primary metric of the {len(unseen)} unseen tasks ({', '.join(unseen)})")
+        lines.append(f"{TRANSFER} = {metrics[TRANSFER]:.4f} (chance {chance[TRANSFER]:.4f}, "
+                     f"±se {stderr[TRANSFER]:.4f}): mean primary metric of the {len(unseen)} unseen tasks "
+                     f"({', '.join(unseen)})")
     else:
         lines.append(f"{TRANSFER}: no task is unseen by this student")
     return "\n".join(lines)
