@@ -72,3 +72,19 @@ def test_a_fit_runs_on_its_own_thread_count_and_restores_the_callers(monkeypatch
         assert seen == [resolve_threads(teacher_fit.THREADS)] and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_holdout_recipe_reinforces_with_holdout_teachers(shapes_ws, shapes_suite, tmp_path):
+    from workbench.config.resolve import resolve_recipe
+    from workbench.reinforce.stage import planned_inputs, reinforce_key
+
+    zoo = tmp_path / "zoo.yaml"
+    zoo.write_text(f"teachers:\n  tiny: {tiny_spec(shapes_suite).model_dump_json()}\n")
+    recipes = [resolve_recipe("clip", "smoke", [("test", {"data.train": ["shapes"], "data.holdout": holdout,
+                                                          "reinforce.teachers": ["tiny"], "reinforce.zoo": str(zoo)})])
+               for holdout in (False, True)]
+    plain, held = (planned_inputs(r.reinforce, ["shapes"], shapes_ws, r.data.holdout)["teachers"]["tiny"]
+                   for r in recipes)
+    assert plain == teacher_key("tiny", tiny_spec(shapes_suite), shapes_ws)
+    assert held == teacher_key("tiny", tiny_spec(shapes_suite, holdout=True), shapes_ws)
+    assert reinforce_key(recipes[0], shapes_ws) != reinforce_key(recipes[1], shapes_ws)
