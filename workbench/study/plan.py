@@ -245,11 +245,13 @@ def _train_count(ws: Workspace, dataset: str) -> int:
     return estimates.TRAIN_SPLIT_SAMPLES.get(dataset, 0)
 
 
-def _sources(config):
-    """The zoo and captioner registry the reinforce stage reads for ``config`` (its own lookups)."""
+def _sources(recipe: Recipe):
+    """The zoo and captioner registry the reinforce stage reads for ``recipe`` (its own lookups: a
+    ``data.holdout`` recipe's teachers and captioners are their holdout fits)."""
     from workbench.reinforce import stage
 
-    return stage._zoo(config), (stage._registry(config) if config.captioners else None)
+    config, holdout = recipe.reinforce, recipe.data.holdout
+    return stage._zoo(config, holdout), (stage._registry(config, holdout) if config.captioners else None)
 
 
 def _reinforcements(recipes: list[Recipe], ws: Workspace) -> list[PlannedReinforcement]:
@@ -279,7 +281,7 @@ def _needs(recipe: Recipe, ws: Workspace) -> set[str]:
     from workbench.teachers.zoo import teacher_spec
 
     config = recipe.reinforce
-    zoo, registry = _sources(config)
+    zoo, registry = _sources(recipe)
     needed = set(recipe.data.train)
     for name in config.teachers:
         needed |= required_datasets(name, teacher_spec(name, zoo), ws)
@@ -305,29 +307,30 @@ def _upstream(reinforcements: list[PlannedReinforcement], ws: Workspace, cache: 
         for name in sorted(_needs(recipe, ws)):
             if not _built(ws, name):
                 stages.setdefault(("data", name), PlannedStage("data", name, "run", None))
-        planned = planned_inputs(recipe.reinforce, list(recipe.data.train), ws) if _keyable(recipe, ws) else None
-        for stage in (_teacher_stages(recipe.reinforce, planned, ws, cache)
+        planned = (planned_inputs(recipe.reinforce, list(recipe.data.train), ws, recipe.data.holdout)
+                   if _keyable(recipe, ws) else None)
+        for stage in (_teacher_stages(recipe, planned, ws, cache)
                       + _captioner_stages(recipe, planned, ws, cache)):
             stages.setdefault((stage.stage, stage.name, stage.detail), stage)
     return sorted(stages.values(), key=lambda stage: STAGE_ORDER.index(stage.stage))
 
 
-def _teacher_stages(config, planned: dict | None, ws: Workspace, cache: StageCache) -> list[PlannedStage]:
+def _teacher_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: StageCache) -> list[PlannedStage]:
     from workbench.teachers.fit import _scratch_recipe
     from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, teacher_spec
 
-    zoo, _ = _sources(config)
+    zoo, _ = _sources(recipe)
     stages = []
-    for name in config.teachers:
+    for name in recipe.reinforce.teachers:
         spec = teacher_spec(name, zoo)
         key = planned["teachers"][name] if planned else None
         if isinstance(spec, LitTeacherSpec):
             seconds = estimates.lit_fit_seconds(spec, sum(_train_count(ws, d) for d in spec.data))
             what = f"LiT {spec.image_tower} @{spec.image_size}px on {'+'.join(spec.data)}"
         elif isinstance(spec, ScratchTeacherSpec):
-            recipe = _scratch_recipe(name, spec)
-            seconds = _trial_seconds(recipe)
-            what = f"{recipe.model.name} from scratch, {recipe.train.steps} steps"
+            own = _scratch_recipe(name, spec)
+            seconds = _trial_seconds(own)
+            what = f"{own.model.name} from scratch, {own.train.steps} steps"
         else:
             seconds, what = None, f"open_clip {spec.model} ({spec.pretrained}): loaded and scored"
         state = "run"
@@ -336,9 +339,9 @@ def _teacher_stages(config, planned: dict | None, ws: Workspace, cache: StageCac
         elif key and isinstance(spec, ScratchTeacherSpec):
             from workbench.study.pipeline import train_key
 
-            recipe = _scratch_recipe(name, spec)
-            if step := _checkpoint_step(cache.partial_dir("train", train_key(recipe, ws))):
-                state, seconds = f"resume@{step}", seconds * (1 - step / recipe.train.steps)
+            own = _scratch_recipe(name, spec)
+            if step := _checkpoint_step(cache.partial_dir("train", train_key(own, ws))):
+                state, seconds = f"resume@{step}", seconds * (1 - step / own.train.steps)
         stages.append(PlannedStage("teacher", name, state, seconds, f"{key or '(keyed once its data is built)'}: "
                                                                      f"{what}"))
     return stages
@@ -352,7 +355,7 @@ def _captioner_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache
     config = recipe.reinforce
     if not config.captioners:
         return []
-    _, registry = _sources(config)
+    _, registry = _sources(recipe)
     stages = []
     for name in config.captioners:
         for member in lineage(name, registry):
@@ -391,7 +394,7 @@ def _reinforce_seconds(reinforcement: PlannedReinforcement, ws: Workspace) -> fl
     if reinforcement.state == "hit":
         return 0.0
     config = reinforcement.recipe.reinforce
-    zoo, _ = _sources(config)
+    zoo, _ = _sources(reinforcement.recipe)
     rates: list[float | None] = []
     for name in config.teachers:
         spec = teacher_spec(name, zoo)
