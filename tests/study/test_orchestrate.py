@@ -145,7 +145,8 @@ def test_kill_minus_nine_then_rerun_finishes_only_what_was_left(shapes_ws, tmp_p
     study.write_text(study.read_text().replace("train.steps: 6", "train.steps: 160\n  train.checkpoint_every: 20")
                      .replace("train.eval_every: 3", "train.eval_every: 80"))
     env = {**os.environ, "WORKBENCH_HOME": str(shapes_ws.root)}
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "study", "run", str(study), "--no-report"],
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "study", "run", str(study), "--no-report",
+                             "--workers", "1"],  # one trial at a time: the second is mid-training at the kill
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:  # kill once the first trial is done (logged, not just trained) and the second has checkpointed
         deadline = time.time() + 180
