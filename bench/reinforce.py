@@ -1,31 +1,41 @@
-"""Reinforcement throughput and storage, as ratios measured in one run.
+"""Reinforcement throughput against the teachers' forwards alone, from interleaved repetitions; storage
+against a compact baseline.
 
     python bench/reinforce.py [--dataset tuxpaint] [--teachers lite0-minilm] [--augmentations 8]
-                              [--captioners tuxpaint] [--captions 5] [--shards 1]
+                              [--captioners tuxpaint] [--captions 5] [--shards 1] [--repeats 5] [--out FILE]
 
-1. Reinforces the first ``--shards`` input shards of DATASET's train split for real (decode, sample K
-   augmentations, teacher forwards, caption lookup, text forwards, npz + gzip + checksum, atomic write)
-   into a scratch folder — never the stage cache, so nothing is reused — and times it end to end.
-2. Rebuilds the exact pixel batches the teachers saw by replaying the stored parameters (untimed),
-   then times the teachers' forwards alone on the same batches: every image forward, and the text
-   forwards of the same unique strings.
-3. Prints augmented images/s both ways and their ratio (target ≥ 0.85), and stored bytes per sample
-   against the raw minimum (target ≤ 1.05).
+The pair, run once per round in a rotated order (bench/interleave.py), in one process at one thread
+count (``--threads``):
+
+- reinforcement, end to end: the first ``--shards`` input shards of DATASET's train split reinforced
+  for real (decode, sample K augmentations, teacher forwards, caption lookup, text forwards, npz +
+  gzip + checksum, atomic write) into a fresh scratch folder each round — never the stage cache;
+- the teachers' forwards alone on exactly the batches that reinforcement fed them (rebuilt, untimed,
+  by replaying the stored parameters: the same pixels) and on the same unique texts.
+
+Equal: input shards, decoded images, augmentations, teachers, texts, threads. Differs: everything the
+reinforcement does besides the forwards. Their throughput ratio (target ≥ 0.85) is that overhead. Every
+round's shards must come out byte-identical (checked: the same work each round).
+
+Storage: bytes per sample on disk against the baseline of workbench/reinforce/storage.py (parameters
+bit-packed, captions under the best of gzip/bz2/xz, embeddings at 2 bytes); the stored shards are the
+released DataCompDR layout. Writes every repetition's figures to one JSON file (path printed).
 
 Needs the dataset built and the teachers (and captioners) fitted in the workspace (WORKBENCH_HOME,
-default ./workspace); run teacher fits first, one at a time.
+default ./workspace).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from interleave import provenance, ratio, run_rounds, show_ratio, show_spread, spread, write_json
 from workbench.augment.policy import apply, decompress
 from workbench.config.recipe import DataConfig, Recipe, ReinforceConfig
 from workbench.reinforce.shards import read_shard
@@ -33,7 +43,10 @@ from workbench.reinforce.stage import (TEXT_BATCH, Setup, _captions, _decode, _l
                                        resolved_policy, shard_jobs)
 from workbench.reinforce.storage import render_storage, storage_report
 from workbench.teachers.fit import load_teacher
+from workbench.teachers.zoo import load_zoo
 from workbench.workspace import Workspace
+
+REINFORCE, FORWARDS = "reinforcement, end to end", "teacher forwards alone"
 
 
 def main() -> None:
@@ -45,48 +58,82 @@ def main() -> None:
     parser.add_argument("--captions", type=int, default=5)
     parser.add_argument("--augment", default="strong")
     parser.add_argument("--shards", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5, help="rounds (both variants once per round)")
+    parser.add_argument("--zoo", help="teacher zoo YAML (default: the built-in zoo)")
+    parser.add_argument("--captioner-registry", help="captioner registry YAML (default: the built-in one)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--out", type=Path,
+                        help="JSON of every repetition (default: WORKSPACE/bench/reinforce-<time>.json)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     ws = Workspace.resolve()
     config = ReinforceConfig(teachers=args.teachers, augmentations=args.augmentations, captioners=args.captioners,
-                             captions=args.captions, augment=args.augment)
+                             captions=args.captions, augment=args.augment, zoo=args.zoo,
+                             registry=args.captioner_registry)
     recipe = Recipe(data=DataConfig(train=[args.dataset]), reinforce=config)
-    teachers = [load_teacher(name, ws) for name in config.teachers]
+    zoo = load_zoo(config.zoo)
+    teachers = [load_teacher(name, ws, zoo) for name in config.teachers]
     caption_paths, _ = _captions(config, recipe.data.train, ws, progress=False)
     reference = max(t.image_size for t in teachers)
     jobs = shard_jobs([args.dataset], ws)[:args.shards]
     with tempfile.TemporaryDirectory() as scratch:
-        setup = Setup(ws, config, resolved_policy(config), list(config.teachers), caption_paths,
-                      source_size=max(128, reference), reference_size=reference, partial=Path(scratch), threads=0)
-        captions = _load_captions(setup)
-        with torch.no_grad():  # warm both paths up once (allocator, oneDNN kernels)
-            for teacher in teachers:
-                teacher.encode_images(torch.rand(8, 3, teacher.image_size, teacher.image_size))
-                teacher.encode_texts(["warm up"])
-        started = time.perf_counter()
-        entries = [reinforce_shard(job, setup, teachers, captions) for job in jobs]
-        reinforce_seconds = time.perf_counter() - started
-        image_seconds, text_seconds, images = pure_forwards(jobs, setup, teachers, captions)
-    pure_seconds = image_seconds + text_seconds
-    print(f"dataset {args.dataset}: {len(jobs)} shard(s), {images // config.augmentations} images × "
-          f"K={config.augmentations} ({args.augment}); teachers {', '.join(config.teachers)}; "
-          f"captioners {', '.join(config.captioners) or 'none'} × S={config.captions}; threads {torch.get_num_threads()}")
-    print(f"reinforcement, end to end:       {reinforce_seconds:7.1f} s  {images / reinforce_seconds:8.1f} augmented images/s")
-    print(f"teacher forwards alone (img+txt): {pure_seconds:7.1f} s  {images / pure_seconds:8.1f} augmented images/s"
-          f"  (image {image_seconds:.1f} s, text {text_seconds:.1f} s)")
-    print(f"throughput ratio (reinforcement / pure teacher forwards): {pure_seconds / reinforce_seconds:.3f}  "
-          f"[target >= 0.85]")
-    print(f"  image forwards only: {image_seconds / reinforce_seconds:.3f} of the reinforcement's time")
+        def setup_in(folder: Path) -> Setup:
+            folder.mkdir(parents=True)
+            return Setup(ws, config, resolved_policy(config), list(config.teachers), caption_paths,
+                         source_size=max(128, reference), reference_size=reference, partial=folder, threads=0)
+
+        stored = setup_in(Path(scratch) / "stored")
+        captions = _load_captions(stored)
+        # once untimed, as the stage calls it: warms both paths up (allocator, oneDNN kernels) and writes
+        # the shards whose parameters the forwards replay
+        entries = [reinforce_shard(job, stored, teachers, captions) for job in jobs]
+        images = sum(e["samples"] for e in entries) * config.augmentations
+        rounds = itertools.count(1)
+
+        def reinforcement() -> dict:
+            setup = setup_in(Path(scratch) / f"round-{next(rounds)}")
+            started = time.perf_counter()
+            written = [reinforce_shard(job, setup, teachers, captions) for job in jobs]
+            seconds = time.perf_counter() - started
+            return {"seconds": seconds, "images_per_s": images / seconds, "sha256": [e["sha256"] for e in written]}
+
+        def forwards() -> dict:
+            image_seconds, text_seconds = pure_forwards(jobs, stored, teachers, captions)
+            seconds = image_seconds + text_seconds
+            return {"seconds": seconds, "images_per_s": images / seconds, "image_seconds": image_seconds,
+                    "text_seconds": text_seconds}
+
+        results, orders = run_rounds({REINFORCE: reinforcement, FORWARDS: forwards}, args.repeats)
+
+    same = all(r["sha256"] == [e["sha256"] for e in entries] for r in results[REINFORCE])
+    rate = {name: [r["images_per_s"] for r in runs] for name, runs in results.items()}
+    summary = {name: spread(values) for name, values in rate.items()}
+    throughput = ratio(rate[REINFORCE], rate[FORWARDS])
+    image_share = spread([f["image_seconds"] / r["seconds"] for f, r in zip(results[FORWARDS], results[REINFORCE])])
     report = storage_report(entries)
+    print(f"\ndataset {args.dataset}: {len(jobs)} shard(s), {images // config.augmentations} images × "
+          f"K={config.augmentations} ({args.augment}); teachers {', '.join(config.teachers)}; captioners "
+          f"{', '.join(config.captioners) or 'none'} × S={config.captions}; {torch.get_num_threads()} threads")
+    print(f"augmented images/s, median of {args.repeats} interleaved rounds:")
+    for name, s in summary.items():
+        print(f"  {name:28} {show_spread(s)}")
+    print(f"throughput ratio (reinforcement / teacher forwards alone): {show_ratio(throughput)}  [target >= 0.85]")
+    print(f"  image forwards alone: {show_spread(image_share, 3)} of the reinforcement's time")
+    print(f"  shards byte-identical in every round: {'yes' if same else 'NO'}")
     print(render_storage(report))
-    print(f"storage ratio (stored / raw minimum): {report['ratio_to_raw']:.3f}  [target <= 1.05]")
+    print(f"storage ratio (stored / baseline): {report['ratio_to_baseline']:.3f}")
+    path = write_json("reinforce", args.out, ws.root, {
+        **provenance(vars(args) | {"out": str(args.out or "")}), "orders": orders, "runs": results,
+        "images_per_s": summary, "ratio": throughput, "image_forward_share": image_share,
+        "identical_shards": same, "storage": report})
+    print(f"every repetition: {path}")
 
 
-def pure_forwards(jobs, setup: Setup, teachers, captions) -> tuple[float, float, int]:
+def pure_forwards(jobs, setup: Setup, teachers, captions) -> tuple[float, float]:
     """Time the teachers alone on exactly the batches the reinforcement fed them."""
     config = setup.config
     image_seconds = text_seconds = 0.0
-    images = 0
     for job in jobs:
         uids, truths, decoded = _decode(job, setup.source_size)
         stored = list(read_shard(setup.partial / job.name))
@@ -101,16 +148,15 @@ def pure_forwards(jobs, setup: Setup, teachers, captions) -> tuple[float, float,
                 for teacher, view in zip(teachers, views):
                     teacher.encode_images(view)
                 image_seconds += time.perf_counter() - tick
-                images += len(batch)
-        texts = sorted(set(truths + [c for name in setup.captions for uid in uids for c in captions[name].get(uid, [])]))
+        synthetic = [c for name in setup.captions for uid in uids for c in captions[name].get(uid, [])]
+        texts = sorted(set(truths + synthetic))
         tick = time.perf_counter()
         for teacher in teachers:
             for i in range(0, len(texts), TEXT_BATCH):
                 teacher.encode_texts(texts[i:i + TEXT_BATCH])
         text_seconds += time.perf_counter() - tick
-    return image_seconds, text_seconds, images
+    return image_seconds, text_seconds
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=3)
     main()
