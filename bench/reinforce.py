@@ -39,11 +39,10 @@ from interleave import provenance, ratio, run_rounds, show_ratio, show_spread, s
 from workbench.augment.policy import apply, decompress
 from workbench.config.recipe import DataConfig, Recipe, ReinforceConfig
 from workbench.reinforce.shards import read_shard
-from workbench.reinforce.stage import (TEXT_BATCH, Setup, _captions, _decode, _load_captions, reinforce_shard,
+from workbench.reinforce.stage import (TEXT_BATCH, Setup, _captions, _decode, _load_captions, _zoo, reinforce_shard,
                                        resolved_policy, shard_jobs)
 from workbench.reinforce.storage import render_storage, storage_report
 from workbench.teachers.fit import load_teacher
-from workbench.teachers.zoo import load_zoo
 from workbench.workspace import Workspace
 
 REINFORCE, FORWARDS = "reinforcement, end to end", "teacher forwards alone"
@@ -72,9 +71,8 @@ def main() -> None:
                              captions=args.captions, augment=args.augment, zoo=args.zoo,
                              registry=args.captioner_registry)
     recipe = Recipe(data=DataConfig(train=[args.dataset]), reinforce=config)
-    zoo = load_zoo(config.zoo)
-    teachers = [load_teacher(name, ws, zoo) for name in config.teachers]
-    caption_paths, _ = _captions(config, recipe.data.train, ws, progress=False)
+    teachers = [load_teacher(name, ws, _zoo(config)) for name in config.teachers]  # as the stage, without holdout
+    caption_paths, _ = _captions(config, recipe.data.train, ws, progress=False, holdout=False)
     reference = max(t.image_size for t in teachers)
     jobs = shard_jobs([args.dataset], ws)[:args.shards]
     with tempfile.TemporaryDirectory() as scratch:

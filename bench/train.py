@@ -167,7 +167,7 @@ def open_clip_train_run(model_name: str, steps: int) -> dict:
     register_micro_configs()
     total = WARMUP + steps
     root = logging.getLogger()
-    handlers, root.handlers = list(root.handlers), []  # its log goes to ``output`` only
+    (handlers, level), root.handlers = (list(root.handlers), root.level), []  # its log goes to ``output`` only
     output = io.StringIO()
     with tempfile.TemporaryDirectory() as logs, contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         try:
@@ -178,6 +178,7 @@ def open_clip_train_run(model_name: str, steps: int) -> dict:
                             "--warmup", "10", "--report-to", ""])
         finally:
             root.handlers = handlers
+            root.setLevel(level)
     means = {int(n) // BATCH: (float(d), float(b)) for n, d, b in LOG_LINE.findall(output.getvalue())}
     if WARMUP not in means or total not in means:
         raise RuntimeError(f"open_clip_train logged no running means at steps {WARMUP} and {total}:\n"
