@@ -7,7 +7,7 @@ import torch
 from mlflow import MlflowClient
 
 from workbench.augment.policy import apply, compress
-from workbench.data.shards import in_validation
+from workbench.data.shards import in_validation, iter_split
 from workbench.models.students import get_tokenizer
 from workbench.reinforce.stage import reinforce
 from workbench.train.reinforced import ReinforcedStream, load_reinforced_set
@@ -75,7 +75,8 @@ def test_holdout_leaves_the_validation_slice_out_of_the_reinforced_set(reinforce
     r, reinforced, full = _set(reinforce_root, reinforce_ws)
     held = r.model_copy(update={"data": r.data.model_copy(update={"holdout": True})})
     data = load_reinforced_set(held, reinforced, reinforce_ws, 48, get_tokenizer("micro-vit-xs"), progress=False)
-    slice_ = {s.uid for s in reinforced.samples() if in_validation(s.uid)}  # shapes samples are their own group
+    groups = {s.uid: s.group for s in iter_split(reinforce_ws.dataset_dir("shards"), "train")}  # content groups
+    slice_ = {s.uid for s in reinforced.samples() if in_validation(groups[s.uid])}
     assert 0 < len(slice_) < len(full) and len(data) == len(full) - len(slice_)
     kept = [i for i, s in enumerate(reinforced.samples()) if s.uid not in slice_]
     assert data.captions == [full.captions[i] for i in kept]
