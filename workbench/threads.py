@@ -13,6 +13,11 @@ from typing import Iterator
 
 import torch
 
+FIT_THREADS = 0
+"""torch threads of teacher and captioner fits and caption generation (0: every core), whatever the caller
+runs on (a study worker pins one per trial; the CLI leaves torch's default): a fitted model never depends on
+which command fitted it."""
+
 
 def resolve_threads(threads: int) -> int:
     """``threads``, or every core of this machine for 0."""

@@ -18,7 +18,7 @@ from workbench.captioners.train import training_set
 from workbench.captioners.vocab import Vocabulary
 from workbench.data.arrays import load_split_arrays
 from workbench.evaluate.spec import DataRef
-from workbench.threads import resolve_threads
+from workbench.threads import FIT_THREADS, resolve_threads
 
 
 def test_shipped_captioners_keep_their_keys_and_holdout_gets_others(tmp_path, monkeypatch):
@@ -71,7 +71,7 @@ def test_fits_and_captioning_pin_their_threads_and_restore_the_callers(shapes_ws
         captioner_fit._build("c", "key", None, None, shapes_ws, shapes_ws.root, None, False)
         generate.caption_split(SimpleNamespace(name="c", key="k", image_size=32), shapes_ws, "shapes", "train", 1,
                                TopP(p=0.9), progress=False)
-        assert seen == [resolve_threads(captioner_fit.THREADS), resolve_threads(generate.THREADS)]
+        assert seen == [resolve_threads(FIT_THREADS), resolve_threads(FIT_THREADS)]
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

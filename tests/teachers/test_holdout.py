@@ -11,7 +11,7 @@ from workbench.data.arrays import load_split_arrays
 from workbench.teachers.fit import _scratch_recipe, teacher_key
 from workbench.teachers.lit import load_pairs
 from workbench.teachers.zoo import LitTeacherSpec, OpenClipTeacherSpec, ScratchTeacherSpec, load_zoo
-from workbench.threads import resolve_threads
+from workbench.threads import FIT_THREADS, resolve_threads
 
 
 def tiny_spec(suite: str, **update) -> LitTeacherSpec:
@@ -69,7 +69,7 @@ def test_a_fit_runs_on_its_own_thread_count_and_restores_the_callers(monkeypatch
     torch.set_num_threads(1)
     try:
         teacher_fit._build("t", None, "key", None, tmp_path, None, False)
-        assert seen == [resolve_threads(teacher_fit.THREADS)] and torch.get_num_threads() == 1
+        assert seen == [resolve_threads(FIT_THREADS)] and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
 

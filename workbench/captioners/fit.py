@@ -21,13 +21,10 @@ from workbench.captioners.spec import (FinetuneSpec, PretrainSpec, Registry, cap
                                        load_registry, root_model)
 from workbench.config.overrides import ConfigError
 from workbench.study.cache import StageCache, stage_key
-from workbench.threads import pinned_threads
+from workbench.threads import FIT_THREADS, pinned_threads
 from workbench.workspace import Workspace
 
 CAPTIONER_VERSION = 1
-THREADS = 0
-"""torch threads of a fit (0: every core), whatever the caller runs on — a study worker pins one per
-trial, the CLI leaves torch's default — so a captioner's weights never depend on who fitted it."""
 EXPERIMENT = "captioners"
 SAMPLES = 16
 """Held-out images captioned for a fit's sample figure."""
@@ -73,7 +70,7 @@ def captioner_key(name: str, registry: Registry, ws: Workspace) -> str:
 
 def _build(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
            log, progress: bool) -> None:
-    with pinned_threads(THREADS):
+    with pinned_threads(FIT_THREADS):
         _fit(name, key, spec, registry, ws, out, log, progress)
 
 

@@ -21,14 +21,11 @@ from tqdm import tqdm
 
 from workbench.captioners.decode import Beam, TopK, TopP
 from workbench.study.cache import StageCache, stage_key
-from workbench.threads import pinned_threads
+from workbench.threads import FIT_THREADS, pinned_threads
 
 CAPTIONS_VERSION = 1
 CHUNK = 256
 """Images per resumable chunk."""
-THREADS = 0
-"""torch threads while captioning (0: every core), whatever the caller runs on: sampled captions follow
-the logits' last bits, so a study worker's one thread and the CLI's default must not give other captions."""
 
 
 @dataclass
@@ -144,7 +141,7 @@ def caption_split(captioner, ws, dataset: str, split: str, samples: int, decodin
     cache = StageCache(ws.cache_dir)
 
     def build(out: Path) -> None:
-        with pinned_threads(THREADS):
+        with pinned_threads(FIT_THREADS):
             build_captions(captioner, arrays.images[keep], [arrays.uids[i] for i in keep], samples, decoding, seed,
                            batch_size, cache.partial_dir("captions", key), out, progress)
 

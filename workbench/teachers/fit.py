@@ -19,7 +19,7 @@ import torch
 from workbench.config.overrides import ConfigError
 from workbench.models.encoder import ImageTextEncoder
 from workbench.study.cache import StageCache, stage_key
-from workbench.threads import pinned_threads
+from workbench.threads import FIT_THREADS, pinned_threads
 from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, Zoo, dump_spec, teacher_spec
 from workbench.workspace import Workspace
 
@@ -27,10 +27,6 @@ TEACHER_VERSION = 1
 EXPERIMENT = "teachers"
 BASELINE_EXPERIMENT = "baseline_clip/micro"
 """Where the best plain micro student is looked up: a teacher must beat it to teach anything."""
-THREADS = 0
-"""torch threads of a fit and its eval (0: every core), whatever the caller runs on — a study worker pins
-one per trial, the CLI leaves torch's default — so a teacher never depends on who fitted it. A scratch
-teacher's training pins its own recipe's ``train.threads``."""
 
 
 @dataclass
@@ -110,7 +106,7 @@ def teacher_key(name: str, spec, ws: Workspace) -> str:
 
 
 def _build(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progress: bool) -> None:
-    with pinned_threads(THREADS):
+    with pinned_threads(FIT_THREADS):  # a scratch teacher's training then pins its recipe's train.threads
         _fit(name, spec, key, ws, out, reporter, progress)
 
 
