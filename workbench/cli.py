@@ -225,8 +225,7 @@ def teacher_fit(ws: Workspace, names: tuple[str, ...], zoo_path: Path | None) ->
         fitted = fit_teacher(name, ws.ensure(), zoo)
         info = fitted.info
         click.echo(f"{name}: {'hit' if fitted.hit else 'fitted'} ({fitted.key}; fit took {info['seconds']:.0f} s); "
-                   f"zeroshot {fitted.metrics['zeroshot']:.4f}, retrieval {fitted.metrics['retrieval']:.4f}, "
-                   f"avg {fitted.metrics['avg']:.4f}; logit scale {info['logit_scale']:.1f}, "
+                   f"{fitted.summary()}; logit scale {info['logit_scale']:.1f}, "
                    f"{info['embed_dim']}-d at {info['image_size']} px")
 
 

@@ -69,6 +69,25 @@ def test_each_source_fits_scores_logs_and_is_cached(shapes_ws, zoo, name):
     assert runs[0].data.tags["workbench.teacher"] == name
 
 
+def test_a_suite_without_the_usual_columns_fits_and_lists(shapes_ws, zoo, tmp_path):
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    suite = tmp_path / "retrieval_only.yaml"
+    suite.write_text("tasks:\n  - {name: ret_shapes, kind: retrieval, dataset: shapes, domain: in-domain}\n"
+                     "headline:\n  recall: {tasks: all}\n")
+    own = tmp_path / "own_zoo.yaml"  # the zoo fixture saved its checkpoint in this tmp_path
+    own.write_text(f"teachers:\n  retrieval-only: {{kind: openclip, model: micro-vit-xs, "
+                   f"pretrained: {tmp_path / 'micro.pt'}, suite: {suite}}}\n")
+    result = CliRunner().invoke(main, ["--workspace", str(shapes_ws.root), "teacher", "fit", "retrieval-only",
+                                       "--zoo", str(own)])
+    assert result.exit_code == 0, result.output
+    assert "recall 0." in result.output and "avg" not in result.output
+    assert "recall 0." in {line.split()[0]: line for line in list_teachers(shapes_ws, own).splitlines()}[
+        "retrieval-only"]
+
+
 def test_lit_fit_learns_above_chance(shapes_ws, zoo):
     fitted = fit_teacher("lite0-tiny", shapes_ws, load_zoo(zoo), progress=False)
     result = json.loads((fitted.path / "eval.json").read_text())

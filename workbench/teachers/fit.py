@@ -60,6 +60,11 @@ class FittedTeacher:
     info: dict
     """teacher.json: kind, embed_dim, logit_scale, image_size, fit seconds."""
     metrics: dict[str, float]
+    headline: list[str]
+    """The suite's headline columns (``avg`` only if that suite has one)."""
+
+    def summary(self) -> str:
+        return ", ".join(f"{column} {self.metrics[column]:.4f}" for column in self.headline) or "no headline columns"
 
 
 def _scratch_recipe(name: str, spec: ScratchTeacherSpec):
@@ -165,8 +170,8 @@ def _load_from(name: str, spec, artifact: Path, key: str) -> Teacher:
 
 def _read(name: str, key: str, path: Path, hit: bool) -> FittedTeacher:
     info = json.loads((path / "teacher.json").read_text())
-    metrics = json.loads((path / "eval.json").read_text())["metrics"]
-    return FittedTeacher(name, key, path, hit, info, metrics)
+    result = json.loads((path / "eval.json").read_text())
+    return FittedTeacher(name, key, path, hit, info, result["metrics"], list(result["headline"]))
 
 
 def fit_teacher(name: str, ws: Workspace, zoo: Zoo | None = None, progress: bool = True,
@@ -207,7 +212,7 @@ def _log_fitted(tracker, run_id: str, fitted: FittedTeacher, baseline_experiment
                                  "teacher/seconds": fitted.info["seconds"]}, step)
     best = tracker.best_metric(baseline_experiment, "eval/avg")
     tags = {f"{TAG_PREFIX}cache_hit": fitted.hit}
-    if best is not None:
+    if best is not None and "avg" in fitted.metrics:
         tracker.log_metrics(run_id, {"baseline/best_student_avg": best}, step)
         tags[f"{TAG_PREFIX}beats_baseline"] = fitted.metrics["avg"] > best
     tracker.set_tags(run_id, tags)
@@ -231,7 +236,7 @@ def list_teachers(ws: Workspace, zoo_path: Path | None = None) -> str:
             source = f"openclip: {spec.model}/{spec.pretrained}"
         try:
             key = teacher_key(name, spec, ws)
-            state = (f"fitted ({key}): avg {_read(name, key, cache.path('teacher', key), True).metrics['avg']:.4f}"
+            state = (f"fitted ({key}): {_read(name, key, cache.path('teacher', key), True).summary()}"
                      if cache.has("teacher", key) else "not fitted")
         except (FileNotFoundError, ConfigError):
             state = "not fitted (its data is not built)"
