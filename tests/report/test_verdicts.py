@@ -134,6 +134,9 @@ def test_report_from_mlflow_runs_states_its_provenance_and_disagreements(tmp_pat
             tracker.log_file(run_id, summary, "train")
         tracker.end_run(run_id, "FINISHED")
     tracker.end_run(parent, "FINISHED")
+    ws.dataset_dir("clipart-web").mkdir(parents=True)  # the built data the runs' fingerprint names
+    (ws.dataset_dir("clipart-web") / "manifest.json").write_text(
+        json.dumps({"name": "clipart-web", "fingerprint": "fp-clipart", "layout_version": 2}))
 
     markdown, written = study_report(path, ws, out_dir=tmp_path / "reports")
     assert [p.name for p in written] == ["verdicts.md", "verdicts.csv"]
@@ -143,6 +146,16 @@ def test_report_from_mlflow_runs_states_its_provenance_and_disagreements(tmp_pat
     assert f"rendered by `workbench report {path}`" in provenance
     assert "**the runs disagree**: `c0ffee` (5 runs), `bead00` (1 run)" in provenance
     assert "clipart-web `fp-clipart` (all 6 runs training on it)" in provenance
+    assert "Data layout: v2 — content-level splits" in provenance
     assert "Torch threads of training and eval: **the runs disagree**: 1 (5 runs), 2 (1 run)" in provenance
     csv = pd.read_csv(tmp_path / "reports" / "verdicts.csv")
     assert set(csv["n"]) == {3} and csv["run_id_seed_2"].str.len().min() == 32  # MLflow's run ids
+
+
+def test_provenance_says_when_the_data_lacks_the_content_level_guarantee():
+    from workbench.report.provenance import provenance
+
+    runs = pd.DataFrame({"tags.workbench.data.glyphs": ["fp-old", "fp-old"]})
+    assert "Data layout: v1; splits without the content-level guarantee" in "\n".join(
+        provenance(runs, "run", "report", {"fp-old": 1}))
+    assert "Data layout: unknown (no built dataset" in "\n".join(provenance(runs, "run", "report", {}))

@@ -36,12 +36,20 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None,
     table.command = f"workbench report {path}{flag}"
     shown = latest_per_point(runs)
     shown = shown.assign(**{THREADS: [_trained_threads(tracker, row) for _, row in shown.iterrows()]})
-    table.provenance = provenance(shown, f"workbench study run {path}{flag}", table.command)
+    table.provenance = provenance(shown, f"workbench study run {path}{flag}", table.command, _layouts(ws))
     written: list[Path] = []
     if out_dir is not None:
         stem = study.study if profile == "micro" else f"{study.study}-{profile}"
         written = list(write_report(table, Path(out_dir), stem))
     return table.to_markdown(), written
+
+
+def _layouts(ws: Workspace) -> dict[str, int]:
+    """Fingerprint → data layout version, for every dataset built in the workspace."""
+    from workbench.data.shards import read_manifest
+
+    manifests = (read_manifest(path.parent) for path in ws.data_dir.glob("*/manifest.json"))
+    return {m["fingerprint"]: m.get("layout_version", 1) for m in manifests}
 
 
 def _trained_threads(tracker: Tracker, run: pd.Series) -> float:

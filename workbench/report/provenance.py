@@ -26,8 +26,18 @@ def agreement(values: pd.Series, fmt=str, runs: str = "runs") -> str:
                                                  for value, count in counts.items())
 
 
-def provenance(runs: pd.DataFrame, run_command: str, report_command: str) -> list[str]:
-    """Markdown lines for the report's provenance section."""
+LAYOUT_GUARANTEES = {
+    2: "content-level splits: images with the same decoded pixels (and, but in glyphs, the same 64-bit "
+       "dHash) share one split group, so no held-out image is a training image; `workbench data check` "
+       "verifies it on the built data",
+}
+"""What each data layout version guarantees about its splits (versions not listed guarantee nothing)."""
+
+
+def provenance(runs: pd.DataFrame, run_command: str, report_command: str,
+               layouts: dict[str, int] | None = None) -> list[str]:
+    """Markdown lines for the report's provenance section. ``layouts`` maps a dataset fingerprint to the
+    data layout version of the built dataset that has it (the workspace's)."""
     column = lambda name: runs[name] if name in runs else pd.Series(pd.NA, index=runs.index)  # noqa: E731
     invocations = column(PARENT_TAG).dropna().nunique()
     lines = [f"Runs made by `{run_command}`"
@@ -39,7 +49,20 @@ def provenance(runs: pd.DataFrame, run_command: str, report_command: str) -> lis
         lines.append("Training data fingerprints: " + "; ".join(
             f"{name} {agreement(runs[DATA_TAG + name].dropna(), lambda f: f'`{f}`', 'runs training on it')}"
             for name in datasets) + ".")
+        lines.append(_layout_line(runs, datasets, layouts or {}))
     else:
         lines.append("Training data fingerprints: not recorded by these runs.")
     lines.append("Torch threads of training and eval: " + agreement(column(THREADS), lambda t: str(int(t))) + ".")
     return lines
+
+
+def _layout_line(runs: pd.DataFrame, datasets: list[str], layouts: dict[str, int]) -> str:
+    fingerprints = {f for name in datasets for f in runs[DATA_TAG + name].dropna()}
+    versions = {layouts.get(f) for f in fingerprints}
+    if versions == {None}:
+        return "Data layout: unknown (no built dataset in this workspace has these fingerprints)."
+    named = ", ".join(f"v{v}" if v is not None else "unknown (not built here)"
+                      for v in sorted(versions, key=lambda v: (v is None, v or 0)))
+    guarantee = LAYOUT_GUARANTEES.get(next(iter(versions))) if len(versions) == 1 else None
+    return f"Data layout: {named}" + (f" — {guarantee}." if guarantee else
+                                      "; splits without the content-level guarantee of layout v2.")
