@@ -12,6 +12,7 @@ import pandas as pd
 from workbench.config.study import ROW_SEPARATOR, Study
 from workbench.evaluate.spec import NEAR_CHANCE_Z
 from workbench.report.stats import HEADLINE_SEEDS, METHOD_NOTE, compare
+from workbench.report.transfer import TRANSFER, common_transfer
 from workbench.tracking.mlflow_store import TAG_PREFIX
 
 AXIS_TAG = f"tags.{TAG_PREFIX}axis."
@@ -43,6 +44,8 @@ class StudyTable:
     """Lines saying what made the runs: commit, command, data fingerprints, threads."""
     pooled: list[str] = field(default_factory=list)
     """Axes neither rows nor columns: each cell pools their values with its seeds."""
+    metric_notes: list[str] = field(default_factory=list)
+    """What a derived column (``transfer``) averages."""
 
     def to_markdown(self) -> str:
         lines = [f"# {self.title}", "",
@@ -50,7 +53,7 @@ class StudyTable:
                  + "".join(f" × every {axis}" for axis in self.pooled) + "."
                  + (f" Made by `{self.command}`." if self.command else ""), ""]
         lines.append(_markdown(self.table))
-        notes = " ".join(note for note in (self.best_note, self.near_chance_note) if note)
+        notes = " ".join(note for note in (self.best_note, self.near_chance_note, *self.metric_notes) if note)
         if notes:
             lines += ["", notes]
         if self.chance:
@@ -99,6 +102,10 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
     runs = latest_per_point(runs)
     spec = study.table
     metrics = [spec.metrics[0]] if spec.columns else spec.metrics
+    metric_notes = []
+    if TRANSFER in metrics:  # the same tasks for every row, not each run's own unseen set
+        runs, note = common_transfer(runs)
+        metric_notes.append(note)
     for metric in metrics:
         if f"metrics.eval/{metric}" not in runs:
             known = sorted(c.removeprefix("metrics.eval/") for c in runs if c.startswith("metrics.eval/"))
@@ -144,7 +151,7 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
     numbers = _cell_numbers(runs, frame, by, metrics, orders)
     pooled = [name for name, axis in study.axes.items() if name not in by and axis.size > 1]
     table = StudyTable(title, cells, means, chance, len(runs), len(study.seed_list), best_note=note,
-                       near_chance_note=near_note, cells=numbers, pooled=pooled)
+                       near_chance_note=near_note, cells=numbers, pooled=pooled, metric_notes=metric_notes)
     reference = spec.reference_labels(study.axes) if spec.reference is not None else None
     table.reference = spec.reference
     table.cells, table.verdicts, table.verdict_notes = _verdicts(numbers, rows, spec.columns, reference, maximize)
