@@ -13,11 +13,40 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+
+log = logging.getLogger(__name__)
+
+
+def log_stages_to_stderr() -> None:
+    """One timestamped line on stderr when a stage starts building and when it is built: what a long
+    run is doing shows in a log file too, where progress bars stay silent. Called by the CLI."""
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test runner swaps it per command)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def stage_key(stage: str, version: int, config: Any, inputs: dict[str, str] | None = None) -> str:
@@ -70,11 +99,14 @@ class StageCache:
             tmp = final.with_name(f".{key}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
+            started = time.perf_counter()
+            log.info("%s %s: building", stage, key)
             try:
                 build(tmp)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             os.replace(tmp, final)
+            log.info("%s %s: built in %.0f s", stage, key, time.perf_counter() - started)
             shutil.rmtree(self.partial_dir(stage, key), ignore_errors=True)
         return StageResult(stage, key, final, hit=False)

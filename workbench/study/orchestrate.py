@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from workbench.config.study import Study, load_study
 from workbench.evaluate.lineage import log_lineage
+from workbench.study.cache import log_stages_to_stderr
 from workbench.study.pipeline import run_trial_stages
 from workbench.study.prepare import prepare_inputs
 from workbench.study.trials import TrialSpec, build_trial, expand_grid
@@ -228,6 +229,8 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
     import torch
 
     _die_with_parent()
+    if progress:  # a spawned worker has no logging set up: say what it builds, as the CLI does
+        log_stages_to_stderr()
     if threads:
         torch.set_num_threads(threads)
     study = load_study(path)
