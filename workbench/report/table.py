@@ -251,7 +251,8 @@ def _verdicts(numbers: pd.DataFrame, rows: list[str], column: str | None, refere
                       "verdict": result.verdict + (" §" if no_se else "")})
     notes = [METHOD_NOTE + f" {'Higher' if maximize else 'Lower'} is better (the objective's direction). "
              "Item standard errors are the ones each run logs as `stderr/<metric>`: a task's binomial standard "
-             "error, or for a headline column (zeroshot, retrieval, avg) √(Σ se²) / K over its K tasks'."]
+             "error, or for a headline column (zeroshot, retrieval, avg) and transfer √(Σ se²) / K over its K "
+             "tasks'."]
     if few:
         notes.append(f"‡ fewer than {HEADLINE_SEEDS} seeds on a side: headline comparisons need ≥ "
                      f"{HEADLINE_SEEDS} seeds.")
