@@ -17,10 +17,14 @@ DATA_BUILD_SECONDS = {"glyphs": 70.0, "clipart-web": 60.0, "tuxpaint": 12.0, "em
 TRAIN_SPLIT_SAMPLES = {"clipart-web": 5_400, "glyphs": 41_377, "tuxpaint": 719, "emoji": 1_343}
 """README "Data" table: train split sizes, for stages whose dataset is not built yet (built: its manifest)."""
 
-STUDENT_SAMPLES_PER_CORE_S = {"micro-vit-xs": 1_280.0, "micro-vit-s": 565.0}
-"""Training throughput on one core. recipes/clip.yaml: micro-vit-xs ~0.1 s a step at batch 128 on one
-core; teachers/zoo.yaml: scratch-vit-s (micro-vit-s) 1,130 samples/s on 2 cores. Other models: scaled
-from micro-vit-xs by parameter count."""
+STUDENT_SAMPLES_PER_CORE_S = {"micro-vit-xs": 600.0, "micro-vit-s": 565.0}
+"""Training throughput on one core. micro-vit-xs: 560–660 samples/s a trial with two one-thread trials
+running at once (reinforced_clip on data layout v2: plain with the crop, and distilled with the ground
+truth caption); teachers/zoo.yaml: scratch-vit-s (micro-vit-s) 1,130 samples/s on 2 cores. Other models:
+scaled from micro-vit-xs by parameter count."""
+SYNTHETIC_CAPTION_SLOWDOWN = 1.5
+"""The same trials distilling a synthetic caption too (a second caption's text forward and loss): 375–427
+samples/s against ~600."""
 REFERENCE_STUDENT = "micro-vit-xs"
 REFERENCE_PARAMETERS = 1.1e6
 """micro-vit-xs's parameter count (recipes/clip.yaml)."""
@@ -79,6 +83,8 @@ def training_seconds(recipe, parameters: int | None = None) -> float:
     seconds = train.steps * train.batch_size / student_samples_per_s(recipe.model.name, train.threads, parameters)
     if recipe.reinforce.teachers and recipe.distill.mode == "online":
         seconds *= ONLINE_KD_SLOWDOWN
+    if recipe.reinforce.teachers and recipe.distill.synthetic_weight > 0 and recipe.reinforce.captioners:
+        seconds *= SYNTHETIC_CAPTION_SLOWDOWN
     return seconds + (train.steps // train.eval_every) * evaluation_seconds(parameters)
 
 
