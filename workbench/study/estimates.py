@@ -38,9 +38,9 @@ EVAL_SECONDS = 2.0
 SUITE_IMAGES = 9_700
 """evaluate/suite.yaml: ~9.7k images in the default suite (a teacher's score after its fit)."""
 
-LIT_VIEWS_PER_S = {"efficientnet-lite0": 65.0, "efficientnet-lite1": 65.0 / 1.4}
-"""Image-tower features per second at 96 px on one core. teachers/zoo.yaml: 51k images × 2 views of
-lite0 features took ~26 min on one free core; lite1 ~1.4× lite0's time. Cost grows with pixels."""
+LIT_VIEWS_PER_S = {"efficientnet-lite0": 33.0, "efficientnet-lite1": 33.0 / 1.4}
+"""Image-tower features per second at 96 px (features pin every core). teachers/zoo.yaml: lite0 at ~33
+views/s on 2 cores (data layout v2); lite1 ~1.4× lite0's time. Cost grows with pixels."""
 LIT_REFERENCE_SIZE = 96
 LIT_PROJECTION_STEP_SECONDS = 0.12
 """teachers/zoo.yaml: the projections' fit took ~4 min (2,000 steps at batch 1,024)."""
