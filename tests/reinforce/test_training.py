@@ -1,6 +1,8 @@
 """Training from a reinforced dataset: the stream hands the loss what was stored for the replayed view,
 online KD computes the same targets at train time, and a study reinforces once for all its trials."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -88,7 +90,8 @@ def test_a_study_reinforces_once_and_distils_in_every_trial(reinforce_root, rein
     from workbench.study.orchestrate import run_study
 
     study = tmp_path / "kd.yaml"
-    zoo, registry, suite = reinforce_root / "zoo.yaml", reinforce_root / "captioners.yaml", reinforce_root / "suite.yaml"
+    zoo, registry = reinforce_root / "zoo.yaml", reinforce_root / "captioners.yaml"
+    suite = shutil.copy(reinforce_root / "suite.yaml", reinforce_ws.root)  # a study's suite lies in the workspace
     study.write_text(f"""
 study: kd
 recipe: clip
