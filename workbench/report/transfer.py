@@ -25,19 +25,15 @@ def common_transfer(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     every run (NaN when there are none), and a note naming those tasks."""
     from workbench.evaluate.spec import load_suite
 
-    columns = [f"metrics.{kind}/{TRANSFER}" for kind in ("eval", "chance", "stderr")]
     if UNSEEN_TAG not in runs or runs[UNSEEN_TAG].isna().any():
-        return runs.assign(**{c: math.nan for c in columns}), \
-            f"{TRANSFER}: not shown — some runs recorded no lineage (made before it was logged)."
+        return _not_shown(runs, "some runs recorded no lineage (made before it was logged)")
     suites = {_suite_name(value) for value in runs.get(SUITE_PARAM, pd.Series([None]))}
     if len(suites) > 1:
-        return runs.assign(**{c: math.nan for c in columns}), \
-            f"{TRANSFER}: not shown — the runs were scored on different suites."
+        return _not_shown(runs, "the runs were scored on different suites")
     common = set.intersection(*(set(filter(None, value.split(","))) for value in runs[UNSEEN_TAG]))
     tasks = [task for task in load_suite(suites.pop()).tasks if task.name in common]
     if not tasks:
-        return runs.assign(**{c: math.nan for c in columns}), \
-            f"{TRANSFER}: not shown — no task is unseen by every run in this table."
+        return _not_shown(runs, "no task is unseen by every run in this table")
     keys = [f"{task.name}/{task.primary}" for task in tasks]
     values = {kind: runs[[f"metrics.{kind}/{key}" for key in keys]].astype(float)
               for kind in ("eval", "chance", "stderr")}
@@ -46,6 +42,12 @@ def common_transfer(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
                           f"metrics.stderr/{TRANSFER}": (values["stderr"] ** 2).sum(axis=1) ** 0.5 / len(keys)})
     return runs, (f"{TRANSFER}: mean primary metric of the {len(keys)} tasks that no run in this table — its "
                   f"student, teachers or captioners — trained on: {', '.join(keys)}.")
+
+
+def _not_shown(runs: pd.DataFrame, why: str) -> tuple[pd.DataFrame, str]:
+    """No transfer column (NaN in every run), and the note saying why."""
+    return runs.assign(**{f"metrics.{kind}/{TRANSFER}": math.nan for kind in ("eval", "chance", "stderr")}), \
+        f"{TRANSFER}: not shown — {why}."
 
 
 def _suite_name(value) -> str | None:
