@@ -105,6 +105,21 @@ def test_waiting_trials_of_an_edited_study_are_dropped_not_run_as_its_new_points
     assert run_study(new, shapes_ws, progress=False).ran == 0
 
 
+def test_waiting_trials_of_a_reordered_axis_are_requeued_at_their_new_coordinates(shapes_ws, tmp_path, study_writer):
+    """Reordering an axis's values keeps every point but moves it: a waiting trial kept from before would
+    run the point now at its old coordinates, under the other point's name."""
+    old = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 2.0e-3]}", seeds=1)
+    opt_study = open_optuna_study(load_study(old), "smoke", shapes_ws)
+    enqueue_pending(opt_study, expand_grid(load_study(old), old, "smoke"))
+    new = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [2.0e-3, 1.0e-3]}", seeds=1)
+    specs = expand_grid(load_study(new), new, "smoke")
+    assert enqueue_pending(opt_study, specs) == (0, 2)
+    where = {spec.point_id: spec.axis_indices["lr"] for spec in specs}
+    waiting = opt_study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert sorted(where[t.user_attrs["point_id"]] for t in waiting) == [0, 1]
+    assert all(t.system_attrs["fixed_params"]["grid.lr"] == where[t.user_attrs["point_id"]] for t in waiting)
+
+
 def test_lost_optuna_db_is_rebuilt_from_the_stage_cache(shapes_ws, shapes_study):
     run_study(shapes_study, shapes_ws, progress=False)
     Path(shapes_ws.optuna_storage.removeprefix("sqlite:///")).unlink()

@@ -117,19 +117,21 @@ def enqueue_pending(opt_study: optuna.Study, specs: list[TrialSpec]) -> tuple[in
     """Enqueue grid points with no complete, waiting or (live) running trial. Returns (complete, to run).
 
     Waiting trials left by an earlier, interrupted run are kept only while they still name a point of the
-    file that is not complete: after an edit, an old waiting trial's grid coordinates would resolve to a
-    new point, which then ran twice. The others are dropped (failed, with the reason)."""
-    current = {spec.point_id for spec in specs}
+    file that is not complete, at the same grid coordinates: after an edit (values added, removed or
+    reordered), an old waiting trial's coordinates would resolve to another point, which then ran twice.
+    The others are dropped (failed, with the reason)."""
+    coordinates = {spec.point_id: _grid_params(spec) for spec in specs}
     trials = opt_study.get_trials(deepcopy=False)
     complete = {t.user_attrs.get("point_id") for t in trials if t.state == TrialState.COMPLETE}
     queued = {t.user_attrs.get("point_id") for t in trials if t.state == TrialState.RUNNING}
     for trial in (t for t in trials if t.state == TrialState.WAITING):
         point = trial.user_attrs.get("point_id")
-        if point in current and point not in complete and point not in queued:
+        same_place = point in coordinates and trial.system_attrs.get("fixed_params") == coordinates[point]
+        if same_place and point not in complete and point not in queued:
             queued.add(point)
             continue
-        _fail_unfinished(opt_study, trial, "superseded: its point is complete, queued twice or no longer in "
-                                           "the study file")
+        _fail_unfinished(opt_study, trial, "superseded: its point is complete, queued twice, no longer in "
+                                           "the study file or at other grid coordinates")
     for spec in specs:
         if spec.point_id not in complete and spec.point_id not in queued:
             opt_study.enqueue_trial(_grid_params(spec), user_attrs={"point_id": spec.point_id})
