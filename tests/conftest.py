@@ -20,17 +20,8 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 160, 40), "blue": (30, 60, 220), 
 SHAPES = ("circle", "square", "triangle")
 PLACES = {"left": (4, 20), "right": (36, 20), "top": (20, 4), "bottom": (20, 36)}
 
-SHAPES_SUITE = """
-seed: 0
-tasks:
-  - {name: zs_shapes, kind: zeroshot, dataset: shapes, field: shape, domain: in-domain,
-     templates: ["a {}.", "a picture of a {}."]}
-  - {name: ret_shapes, kind: retrieval, dataset: shapes, domain: in-domain, dedupe_captions: true}
-headline:
-  zeroshot: {tasks: [zs_shapes], metric: balanced_acc}
-  retrieval: {tasks: [ret_shapes], metric: r1}
-  avg: {tasks: all}
-"""
+SHAPES_SUITE_FILE = Path(__file__).parent / "suites" / "shapes.yaml"  # inside the project, as run requires
+SHAPES_SUITE = SHAPES_SUITE_FILE.read_text()
 
 
 def draw_shape(shape: str, colour: str, place: str, jitter: random.Random) -> Image.Image:
@@ -61,11 +52,10 @@ def shapes_samples(copies: int = 4):
 
 @pytest.fixture(scope="session")
 def shapes_root(tmp_path_factory) -> Path:
-    """A workspace folder holding the built ``shapes`` dataset and ``suite.yaml`` (built once)."""
+    """A workspace folder holding the built ``shapes`` dataset (built once)."""
     root = tmp_path_factory.mktemp("shapes-ws")
     ws = Workspace.resolve(root).ensure()
     write_dataset(ws.dataset_dir("shapes"), "shapes", shapes_samples(), eval_fraction=0.25)
-    (root / "suite.yaml").write_text(SHAPES_SUITE)
     return root
 
 
@@ -78,8 +68,8 @@ def shapes_ws(shapes_root: Path, tmp_path: Path) -> Workspace:
 
 
 @pytest.fixture
-def shapes_suite(shapes_root: Path) -> str:
-    return str(shapes_root / "suite.yaml")
+def shapes_suite() -> str:
+    return str(SHAPES_SUITE_FILE)
 
 
 REAL_LIMITS = {"clipart-web": 1200, "glyphs": 1500, "tuxpaint": 400, "emoji": 500, "fashion-mnist": 1000,

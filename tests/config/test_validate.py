@@ -61,3 +61,6 @@ def test_a_suite_in_the_workspace_and_a_task_metric_objective_validate(tmp_path)
     study.write_text(f"study: s\nset: {{eval.suite: {outside}}}\n")
     result = validate(ws, study)
     assert result.exit_code == 2 and "set.eval.suite" in result.stderr and "outside the project" in result.stderr
+    run = CliRunner().invoke(main, ["--workspace", str(ws), "study", "run", str(study)])
+    assert run.exit_code == 2 and "outside the project" in run.stderr  # `run` checks what `validate` does
+    assert sorted(p.name for p in ws.iterdir()) == ["suite.yaml"]  # refused before any store was made

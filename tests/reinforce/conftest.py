@@ -9,11 +9,13 @@ import open_clip
 import pytest
 import torch
 
-from tests.conftest import SHAPES_SUITE, shapes_samples
+from tests.conftest import shapes_samples
 from workbench.config.recipe import DataConfig, Recipe, ReinforceConfig
 from workbench.data.shards import write_dataset
 from workbench.models.students import register_micro_configs
 from workbench.workspace import Workspace
+
+SHARDS_SUITE = Path(__file__).parents[1] / "suites" / "shards.yaml"  # the shapes tasks over ``shards``
 
 ZOO = """
 teachers:
@@ -46,18 +48,16 @@ captioners:
 
 @pytest.fixture(scope="session")
 def reinforce_root(tmp_path_factory) -> Path:
-    """Built once: the ``shards`` dataset (shapes, 8 samples a shard), suite, zoo and registry files."""
+    """Built once: the ``shards`` dataset (shapes, 8 samples a shard), zoo and registry files."""
     register_micro_configs()
     root = tmp_path_factory.mktemp("reinforce")
     ws = Workspace.resolve(root / "ws").ensure()
     write_dataset(ws.dataset_dir("shards"), "shards", shapes_samples(copies=2), eval_fraction=0.25,
                   samples_per_shard=8)
-    suite = root / "suite.yaml"
-    suite.write_text(SHAPES_SUITE.replace("dataset: shapes", "dataset: shards"))
     checkpoint = root / "micro.pt"
     torch.manual_seed(0)
     torch.save(open_clip.create_model("micro-vit-xs").state_dict(), checkpoint)
-    (root / "zoo.yaml").write_text(ZOO.format(suite=suite, checkpoint=checkpoint))
+    (root / "zoo.yaml").write_text(ZOO.format(suite=SHARDS_SUITE, checkpoint=checkpoint))
     (root / "captioners.yaml").write_text(REGISTRY)
     return root
 

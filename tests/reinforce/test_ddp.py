@@ -14,14 +14,14 @@ import torch
 from workbench.reinforce.stage import reinforce
 from workbench.study.pipeline import run_train_stage, train_key
 
-from .conftest import make_ws, recipe
+from .conftest import SHARDS_SUITE, make_ws, recipe
 
 STEPS, EVERY = 60, 20
 
 
 def _sets(root) -> list[str]:
     config = recipe(root, captions=2).reinforce
-    sets = ["data.train=[shards]", f"eval.suite={root / 'suite.yaml'}", f"train.steps={STEPS}",
+    sets = ["data.train=[shards]", f"eval.suite={SHARDS_SUITE}", f"train.steps={STEPS}",
             f"train.checkpoint_every={EVERY}", f"train.eval_every={STEPS}", "train.batch_size=32",
             "train.warmup_steps=5", "train.threads=1", "data.max_train_samples=null",
             f"reinforce.teachers={config.teachers}", f"reinforce.zoo={config.zoo}",

@@ -1,7 +1,6 @@
 """Training from a reinforced dataset: the stream hands the loss what was stored for the replayed view,
 online KD computes the same targets at train time, and a study reinforces once for all its trials."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from workbench.reinforce.stage import reinforce
 from workbench.train.reinforced import ReinforcedStream, load_reinforced_set
 from workbench.train.trainer import ReinforcedTask
 
-from .conftest import recipe
+from .conftest import SHARDS_SUITE, recipe
 
 
 def _set(root, ws, **distill):
@@ -91,7 +90,6 @@ def test_a_study_reinforces_once_and_distils_in_every_trial(reinforce_root, rein
 
     study = tmp_path / "kd.yaml"
     zoo, registry = reinforce_root / "zoo.yaml", reinforce_root / "captioners.yaml"
-    suite = shutil.copy(reinforce_root / "suite.yaml", reinforce_ws.root)  # a study's suite lies in the workspace
     study.write_text(f"""
 study: kd
 recipe: clip
@@ -99,7 +97,7 @@ profile: smoke
 set:
   data.train: [shards]
   data.max_train_samples: null
-  eval.suite: {suite}
+  eval.suite: {SHARDS_SUITE}
   reinforce.teachers: [lite0-tiny, micro-openclip]
   reinforce.zoo: {zoo}
   reinforce.registry: {registry}

@@ -43,14 +43,8 @@ captioners:
 """
 
 
-@pytest.fixture
-def local_suite(shapes_ws, shapes_suite) -> str:
-    """The shapes suite copied into the workspace (a study's suite must lie in the project or workspace)."""
-    return str(shutil.copy(shapes_suite, shapes_ws.root / "suite.yaml"))
-
-
-def test_plan_shows_misses_then_hits(shapes_ws, local_suite, tmp_path):
-    study = write_study(tmp_path / "study.yaml", local_suite, "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}")
+def test_plan_shows_misses_then_hits(shapes_ws, shapes_suite, tmp_path):
+    study = write_study(tmp_path / "study.yaml", shapes_suite, "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}")
     before = make_plan(study, shapes_ws)
     assert len(before.trials) == 4 and {t.train for t in before.trials} == {"run"}
     assert before.samples_to_train == 4 * 6 * 16
@@ -66,11 +60,11 @@ def test_plan_shows_misses_then_hits(shapes_ws, local_suite, tmp_path):
     assert after.samples_to_train == 0 and after.total_seconds == 0
 
 
-def test_plan_lists_teacher_and_captioner_fits_with_states_and_estimates(shapes_ws, local_suite, tmp_path):
+def test_plan_lists_teacher_and_captioner_fits_with_states_and_estimates(shapes_ws, shapes_suite, tmp_path):
     zoo, registry = tmp_path / "zoo.yaml", tmp_path / "captioners.yaml"
-    zoo.write_text(ZOO.format(suite=local_suite))
+    zoo.write_text(ZOO.format(suite=shapes_suite))
     registry.write_text(REGISTRY)
-    study = write_study(tmp_path / "kd.yaml", local_suite, "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}", f"""
+    study = write_study(tmp_path / "kd.yaml", shapes_suite, "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}", f"""
 max_trials: 8
 """)
     text = study.read_text().replace("  train.eval_every: 3\n", f"""  train.eval_every: 3

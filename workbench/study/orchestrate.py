@@ -287,7 +287,7 @@ def run_study(path: str | Path, ws: Workspace, profile: str | None = None, worke
     """Validate, prepare inputs, then run every trial not already complete (``workers`` None: as many
     local processes as the cores hold at the trials' thread count)."""
     path = str(path)
-    study = load_study(path)
+    study = load_study(path, ws)  # the workspace's checks too: imported dataset names, where suites lie
     profile = profile or study.profile
     specs = expand_grid(study, path, profile)  # validates every point before any work starts
     workers = workers or default_workers(specs)
