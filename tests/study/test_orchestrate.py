@@ -222,3 +222,23 @@ def test_a_trials_numbers_do_not_depend_on_how_many_workers_ran_it(shapes_root, 
 
     alone, side_by_side = results(shapes_ws), results(other)
     assert len(alone) == 4 and alone == side_by_side
+
+
+def test_the_commit_tag_marks_uncommitted_changes(tmp_path):
+    import subprocess
+
+    from workbench.study.orchestrate import _git_commit
+
+    read = _git_commit.__wrapped__  # uncached: the checkout changes under the test
+    assert read(tmp_path) == "unknown"
+    git = lambda *args: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],  # noqa: E731
+                                       cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-qm", "one")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "notes.txt").write_text("untracked files are not the code\n")
+    assert read(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert read(tmp_path) == f"{head}+dirty"

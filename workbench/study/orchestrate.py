@@ -9,6 +9,7 @@ MLflow runs are ended as KILLED. A failing trial is recorded with its reason and
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import os
 import socket
@@ -215,14 +216,22 @@ def _replay_history(tracker: Tracker, run_id: str, train_dir: Path) -> None:
         tracker.log_metrics(run_id, row["metrics"], row["seen_samples"])
 
 
-def _git_commit() -> str:
+@functools.cache
+def _git_commit(where: Path = Path(__file__).parent) -> str:
+    """The commit of the code this process runs, read once (a commit made while a study runs is not this
+    process's code), with ``+dirty`` when tracked files differ from it; "unknown" outside a git checkout."""
     import subprocess
 
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
+                              cwd=where).stdout.strip()
+
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+        commit = git("rev-parse", "HEAD")
+        dirty = commit and git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return f"{commit}+dirty" if dirty else commit or "unknown"
 
 
 def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remaining, lock, threads: int,
@@ -231,6 +240,7 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
     import torch
 
     _die_with_parent()
+    _git_commit()  # read once, as the worker starts, not when its last trial ends
     if progress:  # a spawned worker has no logging set up: say what it builds, as the CLI does
         log_stages_to_stderr()
     if threads:
