@@ -37,7 +37,7 @@ from workbench.distributed import rank_and_world
 from workbench.reinforce.dataset import MANIFEST, ReinforcedDataset
 from workbench.reinforce.shards import CorruptShardError, encode_npz, iter_tar_samples, syn_key, to_stored, write_shard
 from workbench.reinforce.storage import render_storage, shard_baseline, storage_report
-from workbench.study.cache import StageCache, StageResult, stage_key
+from workbench.study.cache import StageCache, StageResult, building, stage_key
 from workbench.workspace import Workspace
 
 STAGE = "reinforce"
@@ -487,8 +487,9 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
         if cached:  # built before, but this MLflow store has no run of it (a fresh store): log it, build nothing
             result = StageResult(STAGE, key, cache.path(STAGE, key), hit=True)
         else:
-            commit = _reinforce_shards(config, policy, datasets, planned, key, ws, progress, recipe.data.holdout)
-            result = cache.get_or_build(STAGE, key, commit)
+            commit, started = _reinforce_shards(config, policy, datasets, planned, key, ws, progress,
+                                                recipe.data.holdout)
+            result = cache.get_or_build(STAGE, key, commit, started)
         dataset = ReinforcedDataset.open(result.path)
         _log(tracker, run_id, result.path, dataset.manifest)
         tracker.set_tags(run_id, {f"{TAG_PREFIX}cache_hit": result.hit})
@@ -496,9 +497,10 @@ def reinforce(recipe: Recipe, ws: Workspace, progress: bool = True) -> Reinforce
 
 
 def _reinforce_shards(config: ReinforceConfig, policy: AugmentPolicy, datasets: list[str], planned: dict,
-                      key: str, ws: Workspace, progress: bool, holdout: bool) -> Callable[[Path], None]:
+                      key: str, ws: Workspace, progress: bool, holdout: bool) -> tuple[Callable[[Path], None], float]:
     """Fit teachers and captioners (or find them), reinforce this rank's shards into the resumable
-    partial folder and, on rank 0, wait for the other ranks'; returns the commit of the whole dataset."""
+    partial folder and, on rank 0, wait for the other ranks'; returns the commit of the whole dataset and
+    when its shards began."""
     teachers = _teacher_records(config, ws, progress, holdout)
     captions, captioners = _captions(config, datasets, ws, progress, holdout)
     if planned["captions"] != {c["name"]: c["captions"] for c in captioners}:  # a bug, not a user error
@@ -508,12 +510,13 @@ def _reinforce_shards(config: ReinforceConfig, policy: AugmentPolicy, datasets: 
                   reference_size=reference, partial=StageCache(ws.cache_dir).partial_dir(STAGE, key), threads=0,
                   holdout=holdout)
     setup.partial.mkdir(parents=True, exist_ok=True)
+    started = building(STAGE, key)
     jobs = shard_jobs(datasets, ws)
     rank, world = rank_and_world()
     _run_local([job for job in jobs if job.index % world == rank], setup, progress)
     if rank == 0:
         _wait_for_other_ranks(jobs, setup, progress)
-    return lambda out: _commit(out, jobs, setup, key, datasets, teachers, captioners)
+    return lambda out: _commit(out, jobs, setup, key, datasets, teachers, captioners), started
 
 
 def _wait_for_other_ranks(jobs: list[ShardJob], setup: Setup, progress: bool) -> None:

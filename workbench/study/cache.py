@@ -49,6 +49,12 @@ class _Stderr(logging.StreamHandler):
         pass
 
 
+def building(stage: str, key: str) -> float:
+    """Log that ``stage`` starts building ``key``; the start time, for the "built in" line."""
+    log.info("%s %s: building", stage, key)
+    return time.perf_counter()
+
+
 def stage_key(stage: str, version: int, config: Any, inputs: dict[str, str] | None = None) -> str:
     payload = json.dumps({"stage": stage, "version": version, "config": config, "inputs": inputs or {}},
                          sort_keys=True, default=str)
@@ -88,8 +94,11 @@ class StageCache:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def get_or_build(self, stage: str, key: str, build: Callable[[Path], None]) -> StageResult:
-        """Return the artifact for ``key``, calling ``build(tmp_dir)`` first if it does not exist."""
+    def get_or_build(self, stage: str, key: str, build: Callable[[Path], None],
+                     started: float | None = None) -> StageResult:
+        """Return the artifact for ``key``, calling ``build(tmp_dir)`` first if it does not exist.
+        ``started`` (a ``building()`` time): the stage did its work before, in its partial folder, and
+        ``build`` only commits it; the log then times the whole."""
         final = self.path(stage, key)
         if final.is_dir():
             return StageResult(stage, key, final, hit=True)
@@ -99,8 +108,7 @@ class StageCache:
             tmp = final.with_name(f".{key}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            started = time.perf_counter()
-            log.info("%s %s: building", stage, key)
+            started = started if started is not None else building(stage, key)
             try:
                 build(tmp)
             except BaseException:
