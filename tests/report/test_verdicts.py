@@ -51,6 +51,18 @@ def test_with_columns_each_column_is_compared_with_the_reference_in_that_column(
     assert list(kd["difference"]) == ["+0.0200", "+0.0200"]  # not the +0.07 across columns
 
 
+def test_with_columns_the_first_metric_fills_the_cells_and_every_metric_gets_verdicts():
+    frame = runs()
+    frame = frame.assign(**{"metrics.eval/zeroshot": 0.3 - frame["metrics.eval/avg"],  # kd: worse here
+                            "metrics.stderr/zeroshot": 0.003})
+    table = build_table(study(columns="lr", metrics=["avg", "zeroshot"]), frame, "t")
+    assert table.table.loc["kd", "0.001"].startswith("0.1200")  # avg, the first metric
+    kd = table.verdicts[table.verdicts["method"] == "kd"].set_index(["lr", "metric"])["verdict"]
+    assert kd.to_dict() == {("0.001", "avg"): "better", ("0.001", "zeroshot"): "worse",
+                            ("0.003", "avg"): "better", ("0.003", "zeroshot"): "worse"}
+    assert set(table.cells["metric"]) == {"avg", "zeroshot"}  # the CSV's numbers for both
+
+
 def test_fewer_than_five_seeds_are_flagged_however_many_runs_a_cell_pools():
     table = build_table(study(seeds=3), runs(seeds=3), "t")
     assert table.verdicts["runs"].iloc[0] == "6 vs 6 ‡"  # two lr values × three seeds

@@ -158,7 +158,8 @@ class Table(_Strict):
     rows: list[str] = Field(default_factory=list)
     """Axis names that index the rows (empty: one row)."""
     columns: str | None = None
-    """An axis name whose values become columns (then the first of ``metrics`` fills the cells)."""
+    """An axis name whose values become columns (then the first of ``metrics`` fills the cells; every
+    metric listed still gets its verdicts and its lines in the CSV)."""
     metrics: list[str] = Field(default_factory=lambda: ["zeroshot", "retrieval", "avg"])
     reference: str | None = None
     """The control row's label, as the table prints it; with several row axes, their labels joined by

@@ -101,7 +101,7 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
         raise LookupError(f"no finished trial runs for study {study.study!r}; run `workbench study run` first")
     runs = latest_per_point(runs)
     spec = study.table
-    metrics = [spec.metrics[0]] if spec.columns else spec.metrics
+    metrics = spec.metrics  # with columns, the first fills the cells; every one gets numbers and verdicts
     metric_notes = []
     if TRANSFER in metrics:  # the same tasks for every row, not each run's own unseen set
         runs, note = common_transfer(runs)
