@@ -38,9 +38,10 @@ import torch
 from interleave import provenance, ratio, run_rounds, show_ratio, show_spread, spread, write_json
 from workbench.augment.policy import apply, decompress
 from workbench.config.recipe import DataConfig, Recipe, ReinforceConfig
-from workbench.reinforce.shards import read_shard
-from workbench.reinforce.stage import (TEXT_BATCH, Setup, _captions, _decode, _load_captions, _zoo, reinforce_shard,
-                                       resolved_policy, shard_jobs)
+from workbench.data.reinforced.shards import read_shard
+from workbench.reinforce.plan import resolved_policy, shard_jobs, zoo_of
+from workbench.reinforce.stage import fit_captions
+from workbench.reinforce.work import TEXT_BATCH, Setup, decode_shard, load_captions, reinforce_shard
 from workbench.reinforce.storage import render_storage, storage_report
 from workbench.teachers.fit import load_teacher
 from workbench.workspace import Workspace
@@ -71,8 +72,8 @@ def main() -> None:
                              captions=args.captions, augment=args.augment, zoo=args.zoo,
                              registry=args.captioner_registry)
     recipe = Recipe(data=DataConfig(train=[args.dataset]), reinforce=config)
-    teachers = [load_teacher(name, ws, _zoo(config)) for name in config.teachers]  # as the stage, without holdout
-    caption_paths, _ = _captions(config, recipe.data.train, ws, progress=False, holdout=False)
+    teachers = [load_teacher(name, ws, zoo_of(config)) for name in config.teachers]  # as the stage, without holdout
+    caption_paths, _ = fit_captions(config, recipe.data.train, ws, progress=False, holdout=False)
     reference = max(t.image_size for t in teachers)
     jobs = shard_jobs([args.dataset], ws)[:args.shards]
     with tempfile.TemporaryDirectory() as scratch:
@@ -82,7 +83,7 @@ def main() -> None:
                          source_size=max(128, reference), reference_size=reference, partial=folder, threads=0)
 
         stored = setup_in(Path(scratch) / "stored")
-        captions = _load_captions(stored)
+        captions = load_captions(stored)
         # once untimed, as the stage calls it: warms both paths up (allocator, oneDNN kernels) and writes
         # the shards whose parameters the forwards replay
         entries = [reinforce_shard(job, stored, teachers, captions) for job in jobs]
@@ -133,7 +134,7 @@ def pure_forwards(jobs, setup: Setup, teachers, captions) -> tuple[float, float]
     config = setup.config
     image_seconds = text_seconds = 0.0
     for job in jobs:
-        uids, truths, decoded = _decode(job, setup.source_size)
+        uids, truths, decoded = decode_shard(job, setup.source_size)
         stored = list(read_shard(setup.partial / job.name))
         source = torch.from_numpy(decoded)
         for first in range(0, len(uids), config.batch_size):

@@ -38,7 +38,7 @@ def main(ctx: click.Context, workspace: Path | None, mlflow_uri: str | None, opt
     Write a study file, then: `workbench study run studies/baseline_clip.yaml`, browse with
     `workbench ui`, print the table with `workbench report studies/baseline_clip.yaml`.
     """
-    from workbench.study.cache import log_stages_to_stderr
+    from workbench.stages.cache import log_stages_to_stderr
 
     log_stages_to_stderr()
     ctx.obj = Workspace.resolve(workspace, mlflow_uri, optuna_storage)

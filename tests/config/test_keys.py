@@ -3,7 +3,7 @@ cached before it existed (or it must come with a stage version bump)."""
 
 from workbench.captioners.spec import CaptionerFit
 from workbench.config.recipe import AugmentConfig, Recipe
-from workbench.study.cache import stage_key
+from workbench.stages.cache import stage_key
 
 
 def test_defaults_dump_as_they_did():

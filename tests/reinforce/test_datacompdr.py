@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 from workbench.augment.policy import apply, decompress
-from workbench.reinforce.dataset import ReinforcedDataset
-from workbench.reinforce.shards import read_shard
+from workbench.data.reinforced.dataset import ReinforcedDataset
+from workbench.data.reinforced.shards import read_shard
 
 K, WIDTH = 3, 2 * 768  # two ViT-L-14 teachers, concatenated
 

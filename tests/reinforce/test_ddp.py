@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from workbench.reinforce.stage import reinforce
-from workbench.study.pipeline import run_train_stage, train_key
+from workbench.study.pipeline import distillation
+from workbench.train.stage import run_train_stage, train_key
 
 from .conftest import SHARDS_SUITE, make_ws, recipe
 
@@ -61,9 +62,10 @@ def test_two_processes_match_one_and_resume_after_kill_9(reinforce_root, tmp_pat
     single_ws, ddp_ws = make_ws(tmp_path / "one", reinforce_root), make_ws(tmp_path / "two", reinforce_root)
     for ws in (single_ws, ddp_ws):  # the reinforced dataset (and its teachers) exist before training starts
         reinforce(resolved, ws, progress=False)
-    single = run_train_stage(resolved, single_ws, None, None, False)
+    distilled, _ = distillation(resolved, single_ws, progress=False)
+    single = run_train_stage(resolved, single_ws, None, None, False, distilled)
 
-    key = train_key(resolved, ddp_ws)
+    key = train_key(resolved, ddp_ws, distilled.key)
     partial = ddp_ws.cache_dir / "train" / f"{key}.partial"
     first = _torchrun(ddp_ws, reinforce_root)
     deadline = time.time() + 240

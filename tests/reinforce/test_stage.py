@@ -15,10 +15,11 @@ from workbench.config.overrides import ConfigError
 from workbench.data.arrays import fit_square
 from workbench.data.shards import iter_split
 from workbench.reinforce import stage as stage_module
-from workbench.reinforce.dataset import ReinforcedDataset
-from workbench.reinforce.shards import CorruptShardError
+from workbench.reinforce import work as work_module
+from workbench.data.reinforced.dataset import ReinforcedDataset
+from workbench.data.reinforced.shards import CorruptShardError
 from workbench.reinforce.stage import EXPERIMENT, reinforce
-from workbench.study.cache import StageCache
+from workbench.stages.cache import StageCache
 from workbench.teachers.fit import load_teacher
 from workbench.teachers.zoo import load_zoo
 from workbench.workspace import Workspace
@@ -121,7 +122,7 @@ def test_a_cached_reinforcement_new_to_the_mlflow_store_is_logged_not_rebuilt(re
     def rebuild(*args, **kwargs):
         raise AssertionError("a cached shard was reinforced again")
 
-    monkeypatch.setattr(stage_module, "reinforce_shard", rebuild)
+    monkeypatch.setattr(work_module, "reinforce_shard", rebuild)
     logged = reinforce(recipe(reinforce_root), fresh_store, progress=False)
     assert logged.hit and logged.key == built.key and logged.run_id
     assert not StageCache(reinforce_ws.cache_dir).partial_dir("reinforce", built.key).exists()

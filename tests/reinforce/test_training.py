@@ -12,6 +12,7 @@ from workbench.data.shards import in_validation, iter_split
 from workbench.models.students import get_tokenizer
 from workbench.reinforce.stage import reinforce
 from workbench.train.reinforced import ReinforcedStream, load_reinforced_set
+from workbench.study.pipeline import distillation
 from workbench.train.trainer import ReinforcedTask
 
 from .conftest import SHARDS_SUITE, recipe
@@ -52,9 +53,11 @@ def test_online_kd_computes_what_was_stored(reinforce_root, reinforce_ws):
     r = recipe(reinforce_root)
     r = r.model_copy(update={"train": r.train.model_copy(update={"batch_size": 16}),
                              "distill": r.distill.model_copy(update={"mode": "online"})})
-    stored = ReinforcedTask(r.model_copy(update={"distill": r.distill.model_copy(update={"mode": "reinforced"})}),
-                            reinforce_ws, 32, get_tokenizer("micro-vit-xs"), False)
-    online = ReinforcedTask(r, reinforce_ws, 32, get_tokenizer("micro-vit-xs"), False)
+    offline = r.model_copy(update={"distill": r.distill.model_copy(update={"mode": "reinforced"})})
+    stored = ReinforcedTask(offline, reinforce_ws, 32, get_tokenizer("micro-vit-xs"), False,
+                            distillation(offline, reinforce_ws, progress=False)[0])
+    online = ReinforcedTask(r, reinforce_ws, 32, get_tokenizer("micro-vit-xs"), False,
+                            distillation(r, reinforce_ws, progress=False)[0])
     a, b = stored.batch(5, slice(None)), online.batch(5, slice(None))
     for key in ("teacher_image", "teacher_text", "teacher_syn"):
         cosine = torch.nn.functional.cosine_similarity(a.targets[key], b.targets[key])

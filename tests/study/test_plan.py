@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.study.conftest import write_study
-from workbench.study.cache import StageCache
+from workbench.stages.cache import StageCache
 from workbench.study.orchestrate import run_study
 from workbench.study.plan import make_plan
 from workbench.train.trainer import CHECKPOINT

@@ -146,7 +146,7 @@ def test_broken_tower_weights_are_named(tmp_path):
 
 
 def test_feature_extraction_resumes_at_its_last_chunk(tmp_path):
-    from workbench.study.cache import StageCache
+    from workbench.stages.cache import StageCache
     from workbench.teachers.lit import CHUNK, cached_features
 
     cache, rows, calls = StageCache(tmp_path), CHUNK + 10, []

@@ -76,7 +76,7 @@ def test_a_fit_runs_on_its_own_thread_count_and_restores_the_callers(monkeypatch
 
 def test_a_holdout_recipe_reinforces_with_holdout_teachers(shapes_ws, shapes_suite, tmp_path):
     from workbench.config.resolve import resolve_recipe
-    from workbench.reinforce.stage import planned_inputs, reinforce_key
+    from workbench.reinforce.plan import planned_inputs, reinforce_key
 
     zoo = tmp_path / "zoo.yaml"
     zoo.write_text(f"teachers:\n  tiny: {tiny_spec(shapes_suite).model_dump_json()}\n")

@@ -17,14 +17,19 @@ from typing import Literal
 import numpy as np
 import torch
 
+from workbench.captioners.model import load_captioner_from, model_config
 from workbench.captioners.spec import (FinetuneSpec, PretrainSpec, Registry, captioner_spec, dump_spec, lineage,
                                        load_registry, root_model)
 from workbench.config.overrides import ConfigError
-from workbench.study.cache import StageCache, stage_key
+from workbench.data.build import dataset_fingerprints, ensure_datasets
+from workbench.stages.cache import StageCache, StageResult
+from workbench.stages.registry import register_stage
+from workbench.stages.runner import TrackedRun, run_tracked
 from workbench.threads import FIT_THREADS, pinned_threads
+from workbench.tracking.mlflow_store import TAG_PREFIX
 from workbench.workspace import Workspace
 
-CAPTIONER_VERSION = 1
+CAPTIONER = register_stage("captioner", version=1)
 EXPERIMENT = "captioners"
 SAMPLES = 16
 """Held-out images captioned for a fit's sample figure."""
@@ -55,9 +60,6 @@ class FittedCaptioner:
 
 def captioner_key(name: str, registry: Registry, ws: Workspace) -> str:
     """Hash of the spec, the model config, the training data's fingerprints and (fine-tunes) the parent's key."""
-    from workbench.captioners.model import model_config
-    from workbench.study.pipeline import dataset_fingerprints
-
     spec = captioner_spec(name, registry)
     inputs = dataset_fingerprints(ws, spec.datasets)
     if isinstance(spec, FinetuneSpec):
@@ -65,7 +67,7 @@ def captioner_key(name: str, registry: Registry, ws: Workspace) -> str:
         config = spec.model_dump(mode="json", exclude={"parent"})
     else:
         config = {"spec": spec.model_dump(mode="json"), "model_config": model_config(spec.model)}
-    return stage_key("captioner", CAPTIONER_VERSION, config, inputs)
+    return CAPTIONER.key(config, inputs)
 
 
 def _build(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
@@ -82,10 +84,10 @@ def _fit(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Regis
 
     started = time.perf_counter()
     cache = StageCache(ws.cache_dir)
-    parent = (cache.path("captioner", captioner_key(spec.parent, registry, ws))
+    parent = (cache.path(CAPTIONER.name, captioner_key(spec.parent, registry, ws))
               if isinstance(spec, FinetuneSpec) else None)
     model_name = root_model(name, registry)
-    captioner, summary = train_captioner(name, key, spec, model_name, ws, out, cache.partial_dir("captioner", key),
+    captioner, summary = train_captioner(name, key, spec, model_name, ws, out, cache.partial_dir(CAPTIONER.name, key),
                                          parent, log, progress)
     (out / "spec.yaml").write_text(dump_spec(spec))
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines() if line.strip()]
@@ -116,9 +118,6 @@ def fit_captioner(name: str, ws: Workspace, registry: Registry | None = None, pr
     ``expect`` names the kind the caller asked for (the CLI's ``fit`` pretrains, ``finetune``
     continues): a mismatch is an error that names the right command.
     """
-    from workbench.study.prepare import ensure_datasets
-    from workbench.tracking.mlflow_store import TAG_PREFIX, RunReporter, Tracker, flatten
-
     registry = registry or load_registry()
     spec = captioner_spec(name, registry)
     if expect and spec.kind != expect:
@@ -130,28 +129,24 @@ def fit_captioner(name: str, ws: Workspace, registry: Registry | None = None, pr
     if isinstance(spec, FinetuneSpec):
         fit_captioner(spec.parent, ws, registry, progress)
     key = captioner_key(name, registry, ws)
-    cache = StageCache(ws.cache_dir)
-    tracker = Tracker(ws)
-    if cache.has("captioner", key) and tracker.find_runs(EXPERIMENT, {f"{TAG_PREFIX}stage.captioner": key}):
-        return _read(name, key, cache.path("captioner", key), hit=True)
-    tracker.mark_dead_runs_killed(EXPERIMENT)
-    tags = {f"{TAG_PREFIX}kind": "captioner", f"{TAG_PREFIX}captioner": name,
-            f"{TAG_PREFIX}captioner_kind": spec.kind, f"{TAG_PREFIX}stage.captioner": key,
-            f"{TAG_PREFIX}lineage": " > ".join(lineage(name, registry))}
-    with tracker.tracked_run(EXPERIMENT, name, tags) as run_id:
-        params = flatten(spec.model_dump(mode="json")) | {"model": root_model(name, registry)}
-        tracker.log_params(run_id, params)
-        log = RunReporter(tracker, run_id).log_metrics
-        result = cache.get_or_build("captioner", key, lambda out: _build(name, key, spec, registry, ws, out, log,
-                                                                         progress))
-        fitted = _read(name, key, result.path, result.hit)
-        _log_fitted(tracker, run_id, fitted)
-    return fitted
+
+    def build(out: Path, run: TrackedRun) -> None:
+        _build(name, key, spec, registry, ws, out, run.reporter.log_metrics, progress)
+
+    def log(run: TrackedRun, result: StageResult) -> None:
+        _log_fitted(run, _read(name, key, result.path, result.hit))
+
+    result, _ = run_tracked(CAPTIONER, key, ws, experiment=EXPERIMENT, run_name=name,
+                            tags={f"{TAG_PREFIX}kind": "captioner", f"{TAG_PREFIX}captioner": name,
+                                  f"{TAG_PREFIX}captioner_kind": spec.kind,
+                                  f"{TAG_PREFIX}lineage": " > ".join(lineage(name, registry))},
+                            params=spec.model_dump(mode="json") | {"model": root_model(name, registry)},
+                            build=build, log=log)
+    return _read(name, key, result.path, result.hit)
 
 
-def _log_fitted(tracker, run_id: str, fitted: FittedCaptioner) -> None:
-    from workbench.tracking.mlflow_store import TAG_PREFIX
-
+def _log_fitted(run: TrackedRun, fitted: FittedCaptioner) -> None:
+    tracker, run_id = run.tracker, run.run_id
     fit = fitted.info["fit"]
     final = {f"final/{k.replace('/', '_')}": v for k, v in fit["final"].items()}
     tracker.log_metrics(run_id, final | {"captioner/vocab_size": fit["vocab_size"],
@@ -159,8 +154,7 @@ def _log_fitted(tracker, run_id: str, fitted: FittedCaptioner) -> None:
                                          "captioner/held_out_unknown_rate": fit["held_out_unknown_rate"],
                                          "captioner/parameters": fit["parameters"]["total"],
                                          "captioner/seconds": fitted.info["seconds"]}, fit["steps"])
-    tracker.set_tags(run_id, {f"{TAG_PREFIX}cache_hit": fitted.hit,
-                              f"{TAG_PREFIX}parent_key": fitted.info["parent_key"] or ""})
+    tracker.set_tags(run_id, {f"{TAG_PREFIX}parent_key": fitted.info["parent_key"] or ""})
     for name in ("captioner.json", "spec.yaml", "vocab.json", "history.jsonl"):
         tracker.log_file(run_id, fitted.path / name)
     tracker.log_file(run_id, fitted.path / "figures" / "losses.png", "figures")
@@ -176,8 +170,8 @@ def list_captioners(ws: Workspace, registry_path: Path | None = None) -> str:
     for name, spec in registry.captioners.items():
         try:
             key = captioner_key(name, registry, ws)
-            if cache.has("captioner", key):
-                final = _read(name, key, cache.path("captioner", key), True).info["fit"]["final"]
+            if cache.has(CAPTIONER.name, key):
+                final = _read(name, key, cache.path(CAPTIONER.name, key), True).info["fit"]["final"]
                 state = f"fitted ({key}): held-out caption loss {final.get('eval/caption_loss', float('nan')):.3f}"
             else:
                 state = "not fitted"
@@ -191,12 +185,10 @@ def list_captioners(ws: Workspace, registry_path: Path | None = None) -> str:
 
 def load_captioner(name: str, ws: Workspace, registry: Registry | None = None):
     """A fitted captioner from the stage cache; an unfitted one is an error that says how to fit it."""
-    from workbench.captioners.model import load_captioner_from
-
     registry = registry or load_registry()
     spec = captioner_spec(name, registry)
     key = captioner_key(name, registry, ws)
-    path = StageCache(ws.cache_dir).path("captioner", key)
+    path = StageCache(ws.cache_dir).path(CAPTIONER.name, key)
     if not path.is_dir():
         command = "finetune" if isinstance(spec, FinetuneSpec) else "fit"
         raise ConfigError(f"captioner {name!r}", f"not fitted yet; run `workbench captioner {command} {name}`")

@@ -17,13 +17,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from workbench.captioners.decode import Beam, TopK, TopP
-from workbench.study.cache import StageCache, stage_key
+from workbench.stages.cache import StageCache
+from workbench.stages.registry import register_stage
 from workbench.threads import FIT_THREADS, pinned_threads
+from workbench.stages.progress import progress_bar
 
-CAPTIONS_VERSION = 1
+CAPTIONS = register_stage("captions", version=1)
 CHUNK = 256
 """Images per resumable chunk."""
 
@@ -71,7 +72,7 @@ def chunked(partial: Path, rows: int, compute: Callable[[int, int], list], desc:
     chunk = CHUNK
     partial.mkdir(parents=True, exist_ok=True)
     out: list = []
-    bar = tqdm(total=rows, desc=desc, unit=" images", disable=None if progress else True, leave=False)
+    bar = progress_bar(total=rows, desc=desc, unit=" images", enabled=progress, leave=False)
     for start in range(0, rows, chunk):
         stop = min(rows, start + chunk)
         path = partial / f"chunk-{start:08d}.json"
@@ -97,7 +98,7 @@ def captions_key(captioner_key: str, fingerprint: str, dataset: str, split: str,
     """Batch and chunk sizes are part of it: a batch draws its samples from its chunk's generator."""
     config = {"dataset": dataset, "split": split, "samples": samples, "decoding": decoding.model_dump(mode="json"),
               "max_images": max_images, "seed": seed, "batch_size": batch_size, "chunk": CHUNK}
-    return stage_key("captions", CAPTIONS_VERSION, config, {"captioner": captioner_key, dataset: fingerprint})
+    return CAPTIONS.key(config, {"captioner": captioner_key, dataset: fingerprint})
 
 
 def build_captions(captioner, images: np.ndarray, uids: Sequence[str], samples: int, decoding: TopP | TopK | Beam,
@@ -143,8 +144,8 @@ def caption_split(captioner, ws, dataset: str, split: str, samples: int, decodin
     def build(out: Path) -> None:
         with pinned_threads(FIT_THREADS):
             build_captions(captioner, arrays.images[keep], [arrays.uids[i] for i in keep], samples, decoding, seed,
-                           batch_size, cache.partial_dir("captions", key), out, progress)
+                           batch_size, cache.partial_dir(CAPTIONS.name, key), out, progress)
 
-    result = cache.get_or_build("captions", key, build)
+    result = cache.get_or_build(CAPTIONS.name, key, build)
     return CaptionSet(captioner.name, key, result.path, result.hit,
                       json.loads((result.path / "summary.json").read_text()))

@@ -21,10 +21,14 @@ from workbench.captioners.generate import CaptionSet, caption_split, read_captio
 from workbench.captioners.spec import Registry, captioner_spec, lineage, load_registry
 from workbench.config.overrides import ConfigError
 from workbench.evaluate.spec import DataRef
-from workbench.study.cache import StageCache, stage_key
+from workbench.data.build import ensure_datasets
+from workbench.stages.cache import StageResult
+from workbench.stages.registry import register_stage
+from workbench.stages.runner import TrackedRun, run_tracked
+from workbench.tracking.mlflow_store import TAG_PREFIX
 from workbench.workspace import Workspace
 
-QUALITY_VERSION = 1
+CAPTION_QUALITY = register_stage("caption-quality", version=1)
 EXPERIMENT = "captioners"
 DEFAULT_TEACHER = "lite0-minilm"
 SAMPLES_SHOWN = 16
@@ -176,8 +180,6 @@ def generate_captions(names: Sequence[str], dataset: str, split: str, samples: i
     """``samples`` captions per image of ``dataset``/``split`` from each captioner in ``names`` (fitted
     first if needed), one cached artifact per captioner, and their quality report in MLflow."""
     from workbench.captioners.fit import fit_captioner, load_captioner
-    from workbench.study.prepare import ensure_datasets
-    from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten
 
     if not names:
         raise ConfigError("captions", "name at least one captioner")
@@ -200,20 +202,13 @@ def generate_captions(names: Sequence[str], dataset: str, split: str, samples: i
     config = {"references": [r.describe() for r in references], "seed": seed, "image_size": image_size,
               "teacher": teacher}
     inputs = {s.name: s.key for s in sets} | {"teacher": loaded.key if loaded else "none"}
-    key = stage_key("caption-quality", QUALITY_VERSION, config, inputs)
-    cache = StageCache(ws.cache_dir)
-    tracker = Tracker(ws)
-    tag = f"{TAG_PREFIX}stage.caption-quality"
-    if cache.has("caption-quality", key) and tracker.find_runs(EXPERIMENT, {tag: key}):
-        return GenerationReport(dataset, split, sets, cache.path("caption-quality", key), True, None)
-    tags = {f"{TAG_PREFIX}kind": "captions", f"{TAG_PREFIX}dataset": f"{dataset}/{split}", tag: key}
-    tags |= {f"{TAG_PREFIX}stage.captions.{_metric_name(s.name)}": s.key for s in sets}
-    with tracker.tracked_run(EXPERIMENT, f"captions {dataset}/{split}", tags) as run_id:
-        tracker.log_params(run_id, {"captioners": list(names), "dataset": dataset, "split": split, "samples": samples,
-                                    "max_images": max_images, "seed": seed, "teacher": teacher}
-                           | flatten({"decoding": decoding.model_dump(mode="json")}))
-        result = cache.get_or_build("caption-quality", key, lambda out: build_quality(
-            out, ws, sets, dataset, split, image_size, references, loaded, note, seed))
+    key = CAPTION_QUALITY.key(config, inputs)
+
+    def build(out: Path, run: TrackedRun) -> None:
+        build_quality(out, ws, sets, dataset, split, image_size, references, loaded, note, seed)
+
+    def log(run: TrackedRun, result: StageResult) -> None:
+        tracker, run_id = run.tracker, run.run_id
         report = json.loads((result.path / "quality.json").read_text())
         tracker.log_metrics(run_id, _flat_metrics(report), 0)
         for path in ("quality.json", "quality.md"):
@@ -225,4 +220,11 @@ def generate_captions(names: Sequence[str], dataset: str, split: str, samples: i
             tracker.log_file(run_id, s.path / "captions.jsonl", f"captions/{_metric_name(s.name)}")
         if note:
             tracker.set_tags(run_id, {f"{TAG_PREFIX}note": note})
+
+    tags = {f"{TAG_PREFIX}kind": "captions", f"{TAG_PREFIX}dataset": f"{dataset}/{split}"}
+    tags |= {f"{TAG_PREFIX}stage.captions.{_metric_name(s.name)}": s.key for s in sets}
+    params = {"captioners": list(names), "dataset": dataset, "split": split, "samples": samples,
+              "max_images": max_images, "seed": seed, "teacher": teacher, "decoding": decoding.model_dump(mode="json")}
+    result, run_id = run_tracked(CAPTION_QUALITY, key, ws, experiment=EXPERIMENT, run_name=f"captions {dataset}/{split}",
+                                 tags=tags, params=params, build=build, log=log)
     return GenerationReport(dataset, split, sets, result.path, result.hit, run_id)

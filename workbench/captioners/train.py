@@ -16,7 +16,6 @@ from typing import Callable
 import numpy as np
 import torch
 from open_clip.loss import CoCaLoss
-from tqdm import tqdm
 
 from workbench.captioners.model import Captioner, count_parameters, create_coca, load_grown, mean_std
 from workbench.captioners.spec import FinetuneSpec, PretrainSpec
@@ -27,6 +26,7 @@ from workbench.models.students import configured_image_size, image_size_of, trai
 from workbench.train.data import BatchStream, TrainingSet, capped_rows, tokenize_all
 from workbench.train.trainer import build_optimizer, lr_at, restore_checkpoint, save_checkpoint, seed_everything
 from workbench.workspace import Workspace
+from workbench.stages.progress import progress_bar
 
 HISTORY = "history.jsonl"
 
@@ -174,8 +174,8 @@ def train_captioner(name: str, key: str, spec: PretrainSpec | FinetuneSpec, mode
     window_steps, window_start, train_seconds = 0, time.perf_counter(), 0.0
     last: dict[str, float] = {}
     model.train()
-    bar = tqdm(range(start, fit.steps), initial=start, total=fit.steps, desc=f"captioner {name}",
-               disable=None if progress else True, leave=False)
+    bar = progress_bar(range(start, fit.steps), initial=start, total=fit.steps, desc=f"captioner {name}",
+                       enabled=progress, leave=False)
     for step in bar:
         lr = lr_at(step, fit)
         for group in optimizer.param_groups:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from workbench.data.shards import VALIDATION, in_validation, iter_split, read_manifest
+from workbench.stages.progress import progress_bar
 
 
 @dataclass
@@ -84,8 +84,8 @@ def load_split_arrays(dataset_dir: Path, split: str, size: int, progress: bool =
     images = np.empty((count, size, size, 3), dtype=np.uint8)
     captions, uids, groups, classes = [], [], [], {}
     samples = iter_split(dataset_dir, split)
-    for i, sample in enumerate(tqdm(samples, total=count, desc=f"decode {manifest['name']}/{split} @{size}px",
-                                    disable=None if progress else True, leave=False)):
+    for i, sample in enumerate(progress_bar(samples, total=count, desc=f"decode {manifest['name']}/{split} @{size}px",
+                                            enabled=progress, leave=False)):
         images[i] = np.asarray(fit_square(sample.image, size))
         captions.append(sample.caption)
         uids.append(sample.uid)

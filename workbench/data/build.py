@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from types import ModuleType
 
-from tqdm import tqdm
 
 from workbench.data.shards import LAYOUT_VERSION, read_manifest, write_dataset
 from workbench.data.sources import clipart_web, digits, emoji, fashion_mnist, glyphs, tuxpaint
 from workbench.workspace import Workspace
+from workbench.stages.progress import progress_bar
 
 SOURCES: dict[str, ModuleType] = {module.NAME: module for module in
                                   (clipart_web, tuxpaint, emoji, glyphs, fashion_mnist, digits)}
@@ -42,13 +42,25 @@ def build_dataset(name: str, ws: Workspace, force: bool = False, limit: int | No
             return manifest
     skipped: dict[str, int] = {}
     started = time.perf_counter()
-    samples = tqdm(module.samples(ws, limit=limit, skipped=skipped), desc=f"build {name}", unit=" samples",
-                   disable=None if progress else True, mininterval=1.0)
+    samples = progress_bar(module.samples(ws, limit=limit, skipped=skipped), desc=f"build {name}",
+                           unit=" samples", enabled=progress)
     extra = {"source_version": module.VERSION, "limit": limit, "skipped": skipped, "packages": module.PACKAGES}
     manifest = write_dataset(out, name, samples, module.EVAL_FRACTION, module.EVAL_ONLY, extra=extra,
                              near_duplicates=getattr(module, "NEAR_DUPLICATES", True))
     manifest["build_seconds"] = round(time.perf_counter() - started, 1)
     return manifest
+
+
+def ensure_datasets(names, ws: Workspace, progress: bool = True) -> None:
+    """Build each named dataset that is not there yet; built or imported ones are used as they are."""
+    for name in sorted(names):
+        if not (ws.dataset_dir(name) / "manifest.json").exists():
+            build_dataset(name, ws, progress=progress)
+
+
+def dataset_fingerprints(ws: Workspace, names) -> dict[str, str]:
+    """Each built dataset's content fingerprint: what every downstream stage key includes."""
+    return {name: read_manifest(ws.dataset_dir(name))["fingerprint"] for name in names}
 
 
 def list_datasets(ws: Workspace) -> list[dict]:

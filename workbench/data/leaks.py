@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
 
 from workbench.data.shards import in_validation, iter_split, near_hash, pixel_hash, read_manifest
+from workbench.stages.progress import progress_bar
 
 HELD_OUT = ("validation", "eval")
 
@@ -36,8 +36,8 @@ def role_hashes(dataset_dir: Path, progress: bool = False) -> dict[str, RoleHash
     manifest = read_manifest(dataset_dir)
     for split in manifest["splits"]:
         samples = iter_split(dataset_dir, split)
-        for sample in tqdm(samples, desc=f"hash {manifest['name']} {split}", total=manifest["splits"][split]["count"],
-                           disable=None if progress else True, mininterval=1.0):
+        for sample in progress_bar(samples, desc=f"hash {manifest['name']} {split}", total=manifest["splits"][split]["count"],
+                                   enabled=progress):
             role = "eval" if split == "eval" else "validation" if in_validation(sample.group) else "train"
             roles[role].add(sample.image.convert("RGB"))
     return roles

@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
+from workbench.stages.cache import stage_key
+
 DEFAULT_SUITE = Path(__file__).with_name("suite.yaml")
 
 ZEROSHOT_METRICS = ("balanced_acc", "top1")
@@ -212,3 +214,13 @@ def load_suite(path: str | Path | None = None) -> Suite:
     except ValidationError as err:
         lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
         raise ValueError(f"invalid eval suite {path}:\n" + "\n".join(lines)) from None
+
+
+def suite_identity(path: str | Path | None = None) -> dict:
+    """What a suite's results depend on: its tasks and headline, not where its file lies."""
+    return load_suite(path).model_dump(mode="json")
+
+
+def suite_key(path: str | Path | None = None) -> str:
+    """The suite's content key, an input of every stage whose artifact holds its scores."""
+    return stage_key("suite", 1, suite_identity(path))

@@ -16,7 +16,6 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from workbench.evaluate.data import (DatasetMissingError, RetrievalData, TaskData, ZeroShotData,
                                      encode_images, encode_texts, prepare_task)
@@ -25,6 +24,7 @@ from workbench.evaluate.spec import NEAR_CHANCE_Z, Suite, load_suite
 from workbench.evaluate.zeroshot import class_embeddings, score_zeroshot
 from workbench.models.encoder import ImageTextEncoder
 from workbench.workspace import Workspace
+from workbench.stages.progress import progress_bar
 
 
 @dataclass
@@ -136,7 +136,7 @@ def run_suite(encoder: ImageTextEncoder, ws: Workspace, suite: Suite | None = No
     results: list[TaskResult] = []
     with _eval_mode(encoder):
         image_emb = _encode_task_images(encoder, data, batch_size)
-        for task in tqdm([t for t in suite.tasks if t.name in data], desc="eval", disable=None if progress else True):
+        for task in progress_bar([t for t in suite.tasks if t.name in data], desc="eval", enabled=progress):
             task_data = data[task.name]
             if isinstance(task_data, ZeroShotData):
                 result = _zeroshot(encoder, task.templates, task_data, image_emb[task.name], batch_size)

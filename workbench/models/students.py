@@ -121,3 +121,12 @@ def configured_image_size(name: str) -> int:
 def training_load_size(image_size: int) -> int:
     """Resolution the training set is decoded at: room for crops of micro students, capped for memory."""
     return min(2 * image_size, 128) if image_size < 128 else image_size
+
+
+def load_trained(path: Path, device: str = "cpu"):
+    """Load a ``model.pt`` written by ``train_student`` as an ImageTextEncoder."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    model = create_student(ModelConfig(name=state["model_name"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    return make_encoder(model.to(device), state["model_name"])

@@ -25,7 +25,8 @@ from optuna.trial import TrialState
 
 from workbench.config.study import Study, load_study
 from workbench.evaluate.lineage import log_lineage
-from workbench.study.cache import log_stages_to_stderr
+from workbench.data.build import dataset_fingerprints
+from workbench.stages.cache import log_stages_to_stderr
 from workbench.study.pipeline import run_trial_stages
 from workbench.study.prepare import prepare_inputs
 from workbench.study.trials import TrialSpec, build_trial, expand_grid
@@ -178,14 +179,12 @@ def run_one_trial(trial: optuna.Trial, study: Study, path: str, profile: str, ws
         recipe_dict = spec.recipe.model_dump(mode="json")
         tracker.log_params(run_id, flatten(recipe_dict))
         tracker.log_text(run_id, yaml.safe_dump(recipe_dict, sort_keys=False), "config/resolved.yaml")
-        from workbench.study.pipeline import dataset_fingerprints
-
         tracker.set_tags(run_id, {f"{TAG_PREFIX}data.{k}": v
                                   for k, v in dataset_fingerprints(ws, spec.recipe.data.train).items()})
         reporter = TrialReporter(tracker, run_id, trial, prune=bool(study.search))
         outcome = run_trial_stages(spec.recipe, ws, reporter, study.objective.metric, progress)
         final_step = spec.recipe.train.steps * spec.recipe.train.batch_size
-        if outcome.stages[0].hit:  # the history was streamed by the run that trained it
+        if outcome.trained.hit:  # the history was streamed by the run that trained it
             _replay_history(tracker, run_id, outcome.train_dir)
         tracker.log_metrics(run_id, {f"eval/{k}": v for k, v in outcome.metrics.items()}, final_step)
         tracker.log_metrics(run_id, {f"chance/{k}": v for k, v in outcome.chance.items()}, final_step)

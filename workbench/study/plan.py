@@ -16,7 +16,7 @@ from workbench.augment.policy import describe
 from workbench.config.recipe import Recipe
 from workbench.config.study import load_study
 from workbench.study import estimates
-from workbench.study.cache import StageCache
+from workbench.stages.cache import StageCache
 from workbench.study.trials import TrialSpec, expand_grid
 from workbench.workspace import Workspace
 
@@ -156,8 +156,9 @@ class Plan:
 
 
 def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Plan:
-    from workbench.study.pipeline import eval_key, train_key
-    from workbench.study.prepare import required_inputs
+    from workbench.evaluate.stage import eval_key
+    from workbench.study.pipeline import planned_train_key
+    from workbench.train.stage import required_inputs
 
     study = load_study(path, ws)
     profile = profile or study.profile
@@ -172,10 +173,10 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
         if set(spec.recipe.data.train) & set(missing):
             planned.append(PlannedTrial(spec, "needs data", "run", seconds))
             continue
-        key = train_key(spec.recipe, ws)
+        key = planned_train_key(spec.recipe, ws)
         if cache.has("train", key):
             state, seconds = "hit", 0.0
-            evaluated = "hit" if cache.has("eval", eval_key(spec.recipe, ws, key)) else "run"
+            evaluated = "hit" if cache.has("eval", eval_key(spec.recipe, key)) else "run"
             if evaluated == "run":
                 seconds = estimates.evaluation_seconds(_count_if_needed(spec.recipe.model.name))
         else:
@@ -248,14 +249,15 @@ def _train_count(ws: Workspace, dataset: str) -> int:
 def _sources(recipe: Recipe):
     """The zoo and captioner registry the reinforce stage reads for ``recipe`` (its own lookups: a
     ``data.holdout`` recipe's teachers and captioners are their holdout fits)."""
-    from workbench.reinforce import stage
+    from workbench.reinforce.plan import registry_of, zoo_of
 
     config, holdout = recipe.reinforce, recipe.data.holdout
-    return stage._zoo(config, holdout), (stage._registry(config, holdout) if config.captioners else None)
+    return zoo_of(config, holdout), (registry_of(config, holdout) if config.captioners else None)
 
 
 def _reinforcements(recipes: list[Recipe], ws: Workspace) -> list[PlannedReinforcement]:
-    from workbench.reinforce.stage import estimate, progress_of, reinforce_key
+    from workbench.reinforce.plan import estimate, reinforce_key
+    from workbench.reinforce.stage import progress_of
 
     distinct = {(tuple(r.data.train), r.reinforce.model_dump_json()): r for r in recipes if r.reinforce.teachers}
     seen: dict[str, PlannedReinforcement] = {}
@@ -297,7 +299,7 @@ def _keyable(recipe: Recipe, ws: Workspace) -> bool:
 
 def _upstream(reinforcements: list[PlannedReinforcement], ws: Workspace, cache: StageCache) -> list[PlannedStage]:
     """Data builds, teacher fits, captioner fits and caption sets the reinforcements still to build need."""
-    from workbench.reinforce.stage import planned_inputs
+    from workbench.reinforce.plan import planned_inputs
 
     stages: dict[tuple[str, str], PlannedStage] = {}
     for reinforcement in reinforcements:
@@ -337,7 +339,7 @@ def _teacher_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: 
         if key and cache.has("teacher", key):
             state, seconds = "hit", 0.0
         elif key and isinstance(spec, ScratchTeacherSpec):
-            from workbench.study.pipeline import train_key
+            from workbench.train.stage import train_key
 
             own = _scratch_recipe(name, spec)
             if step := _checkpoint_step(cache.partial_dir("train", train_key(own, ws))):

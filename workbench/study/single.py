@@ -9,8 +9,9 @@ import yaml
 from workbench.config.overrides import ConfigError, check_key
 from workbench.config.resolve import resolve_recipe
 from workbench.distributed import rank_and_world
-from workbench.study.pipeline import run_train_stage, run_trial_stages
+from workbench.study.pipeline import distillation, run_trial_stages
 from workbench.study.prepare import prepare_inputs
+from workbench.train.stage import run_train_stage
 from workbench.workspace import Workspace
 
 
@@ -32,7 +33,8 @@ def train_single(recipe_name: str, profile: str, sets: tuple[str, ...], ws: Work
     recipe = resolve_recipe(recipe_name, profile, [("--set", parse_sets(sets))])
     prepare_inputs([recipe], ws)
     if rank := rank_and_world()[0]:  # under torchrun: rank 0 writes, evaluates and reports
-        run_train_stage(recipe, ws, None, None, False)
+        distilled = distillation(recipe, ws, False)[0] if recipe.reinforce.teachers else None
+        run_train_stage(recipe, ws, None, None, False, distilled)
         return f"rank {rank}: trained its share of every batch"
     outcome = run_trial_stages(recipe, ws)
     hits = ", ".join(f"{s.stage} {'hit' if s.hit else 'built'} ({s.key})" for s in outcome.stages)

@@ -13,6 +13,7 @@ from typing import Any
 from workbench.config.recipe import Recipe
 from workbench.config.resolve import resolve_recipe
 from workbench.config.study import Study
+from workbench.evaluate.spec import suite_identity
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,13 @@ class TrialSpec:
         or evaluation code changed meaning (a stage version bump), is a new point, so its stale result is
         neither reused nor reported.
         """
-        from workbench.study.pipeline import EVAL_VERSION, TRAIN_VERSION, suite_identity
+        from workbench.evaluate import stage as evaluation  # the stages load torch; `study validate` must not
+        from workbench.train import stage as training
 
         payload = json.dumps({"axes": self.axis_labels, "seed": self.seed,
                               "recipe": {"name": self.recipe.name, **self.recipe.identity()},
                               "suite": suite_identity(self.recipe.eval.suite),
-                              "versions": {"train": TRAIN_VERSION, "eval": EVAL_VERSION}},
+                              "versions": {"train": training.TRAIN.version, "eval": evaluation.EVAL.version}},
                              sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

@@ -17,13 +17,22 @@ from typing import Sequence
 import torch
 
 from workbench.config.overrides import ConfigError
+from workbench.config.resolve import resolve_recipe
+from workbench.data.build import dataset_fingerprints, ensure_datasets
+from workbench.evaluate.spec import load_suite, suite_key
+from workbench.evaluate.suite import run_suite
 from workbench.models.encoder import ImageTextEncoder
-from workbench.study.cache import StageCache, stage_key
+from workbench.models.students import load_trained
+from workbench.stages.cache import StageCache, StageResult
+from workbench.stages.registry import register_stage
+from workbench.stages.runner import TrackedRun, run_tracked
 from workbench.threads import FIT_THREADS, pinned_threads
-from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, Zoo, dump_spec, teacher_spec
+from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, Zoo, dump_spec, load_zoo, teacher_spec
+from workbench.tracking.mlflow_store import TAG_PREFIX
+from workbench.train.stage import required_inputs, run_train_stage, train_key
 from workbench.workspace import Workspace
 
-TEACHER_VERSION = 1
+TEACHER = register_stage("teacher", version=1)
 EXPERIMENT = "teachers"
 BASELINE_EXPERIMENT = "baseline_clip/micro"
 """Where the best plain micro student is looked up: a teacher must beat it to teach anything."""
@@ -68,8 +77,6 @@ class FittedTeacher:
 
 
 def _scratch_recipe(name: str, spec: ScratchTeacherSpec):
-    from workbench.config.resolve import resolve_recipe
-
     overrides = [(f"teacher {name}: set", spec.set)]
     if spec.holdout:
         overrides.append((f"teacher {name}: holdout", {"data.holdout": True}))
@@ -81,11 +88,7 @@ def _suite(spec) -> str | None:
 
 
 def required_datasets(name: str, spec, ws: Workspace) -> set[str]:
-    from workbench.evaluate.spec import load_suite
-
     if isinstance(spec, ScratchTeacherSpec):
-        from workbench.study.prepare import required_inputs
-
         return required_inputs([_scratch_recipe(name, spec)])[0]
     names = {task.dataset for task in load_suite(spec.suite).tasks}
     return names | (set(spec.data) if isinstance(spec, LitTeacherSpec) else set())
@@ -93,9 +96,7 @@ def required_datasets(name: str, spec, ws: Workspace) -> set[str]:
 
 def teacher_key(name: str, spec, ws: Workspace) -> str:
     """Hash of the spec and of what it was fitted on (dataset fingerprints, the suite, the weights file)."""
-    from workbench.study.pipeline import dataset_fingerprints, suite_identity, train_key
-
-    inputs = {"suite": stage_key("suite", 1, suite_identity(_suite(spec)))}
+    inputs = {"suite": suite_key(_suite(spec))}
     config = spec.model_dump(mode="json")
     if isinstance(spec, LitTeacherSpec):
         inputs.update(dataset_fingerprints(ws, spec.data))
@@ -107,7 +108,7 @@ def teacher_key(name: str, spec, ws: Workspace) -> str:
         from workbench.teachers.openclip import checkpoint_identity
 
         config = {"model": spec.model, **checkpoint_identity(spec)}
-    return stage_key("teacher", TEACHER_VERSION, config, inputs)
+    return TEACHER.key(config, inputs)
 
 
 def _build(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progress: bool) -> None:
@@ -116,9 +117,6 @@ def _build(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progre
 
 
 def _fit(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progress: bool) -> None:
-    from workbench.evaluate.spec import load_suite
-    from workbench.evaluate.suite import run_suite
-
     started = time.perf_counter()
     log = reporter.log_metrics if reporter else (lambda metrics, step: None)
     if isinstance(spec, LitTeacherSpec):
@@ -127,8 +125,6 @@ def _fit(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progress
         fit = fit_lit_teacher(spec, ws, out, progress, log)
         suite = spec.suite
     elif isinstance(spec, ScratchTeacherSpec):
-        from workbench.study.pipeline import run_train_stage
-
         recipe = _scratch_recipe(name, spec)
         trained = run_train_stage(recipe, ws, reporter, None, progress)
         shutil.copy(trained.path / "model.pt", out / "model.pt")
@@ -154,8 +150,6 @@ def _load_from(name: str, spec, artifact: Path, key: str) -> Teacher:
         encoder = load_lit_teacher(spec, artifact)
         scale = float(encoder.model.logit_scale.detach().exp())
     elif isinstance(spec, ScratchTeacherSpec):
-        from workbench.train.trainer import load_trained
-
         encoder = load_trained(artifact / "model.pt")
         scale = float(encoder.model.logit_scale.detach().exp())
     else:
@@ -177,31 +171,25 @@ def _read(name: str, key: str, path: Path, hit: bool) -> FittedTeacher:
 def fit_teacher(name: str, ws: Workspace, zoo: Zoo | None = None, progress: bool = True,
                 baseline_experiment: str = BASELINE_EXPERIMENT) -> FittedTeacher:
     """Fit ``name`` (or find it in the cache), with an MLflow run in the ``teachers`` experiment."""
-    from workbench.study.prepare import ensure_datasets
-    from workbench.tracking.mlflow_store import TAG_PREFIX, RunReporter, Tracker, flatten
-
     spec = teacher_spec(name, zoo)
     ensure_datasets(required_datasets(name, spec, ws), ws.ensure(), progress)
     key = teacher_key(name, spec, ws)
-    cache = StageCache(ws.cache_dir)
-    tracker = Tracker(ws)
-    if cache.has("teacher", key) and tracker.find_runs(EXPERIMENT, {f"{TAG_PREFIX}stage.teacher": key}):
-        return _read(name, key, cache.path("teacher", key), hit=True)
-    tracker.mark_dead_runs_killed(EXPERIMENT)
-    tags = {f"{TAG_PREFIX}kind": "teacher", f"{TAG_PREFIX}teacher": name, f"{TAG_PREFIX}teacher_kind": spec.kind,
-            f"{TAG_PREFIX}stage.teacher": key}
-    with tracker.tracked_run(EXPERIMENT, name, tags) as run_id:
-        tracker.log_params(run_id, flatten(spec.model_dump(mode="json")))
-        reporter = RunReporter(tracker, run_id)
-        result = cache.get_or_build("teacher", key, lambda out: _build(name, spec, key, ws, out, reporter, progress))
-        fitted = _read(name, key, result.path, result.hit)
-        _log_fitted(tracker, run_id, fitted, baseline_experiment)
-    return fitted
+
+    def build(out: Path, run: TrackedRun) -> None:
+        _build(name, spec, key, ws, out, run.reporter, progress)
+
+    def log(run: TrackedRun, result: StageResult) -> None:
+        _log_fitted(run, _read(name, key, result.path, result.hit), baseline_experiment)
+
+    result, _ = run_tracked(TEACHER, key, ws, experiment=EXPERIMENT, run_name=name,
+                            tags={f"{TAG_PREFIX}kind": "teacher", f"{TAG_PREFIX}teacher": name,
+                                  f"{TAG_PREFIX}teacher_kind": spec.kind},
+                            params=spec.model_dump(mode="json"), build=build, log=log)
+    return _read(name, key, result.path, result.hit)
 
 
-def _log_fitted(tracker, run_id: str, fitted: FittedTeacher, baseline_experiment: str) -> None:
-    from workbench.tracking.mlflow_store import TAG_PREFIX
-
+def _log_fitted(run: TrackedRun, fitted: FittedTeacher, baseline_experiment: str) -> None:
+    tracker, run_id = run.tracker, run.run_id
     result = json.loads((fitted.path / "eval.json").read_text())
     step = int(fitted.info["fit"].get("seen_samples", 0))  # after a scratch teacher's periodic evals
     tracker.log_metrics(run_id, {f"eval/{k}": v for k, v in result["metrics"].items()}, step)
@@ -211,19 +199,15 @@ def _log_fitted(tracker, run_id: str, fitted: FittedTeacher, baseline_experiment
                                  "teacher/embed_dim": fitted.info["embed_dim"],
                                  "teacher/seconds": fitted.info["seconds"]}, step)
     best = tracker.best_metric(baseline_experiment, "eval/avg")
-    tags = {f"{TAG_PREFIX}cache_hit": fitted.hit}
     if best is not None and "avg" in fitted.metrics:
         tracker.log_metrics(run_id, {"baseline/best_student_avg": best}, step)
-        tags[f"{TAG_PREFIX}beats_baseline"] = fitted.metrics["avg"] > best
-    tracker.set_tags(run_id, tags)
+        tracker.set_tags(run_id, {f"{TAG_PREFIX}beats_baseline": fitted.metrics["avg"] > best})
     for name in ("teacher.json", "eval.json", "eval.txt", "spec.yaml"):
         tracker.log_file(run_id, fitted.path / name)
 
 
 def list_teachers(ws: Workspace, zoo_path: Path | None = None) -> str:
     """One line per zoo teacher: name, source, and its scores if fitted (against the current data)."""
-    from workbench.teachers.zoo import load_zoo
-
     zoo = load_zoo(zoo_path)
     cache = StageCache(ws.cache_dir)
     lines = []
@@ -236,8 +220,8 @@ def list_teachers(ws: Workspace, zoo_path: Path | None = None) -> str:
             source = f"openclip: {spec.model}/{spec.pretrained}"
         try:
             key = teacher_key(name, spec, ws)
-            state = (f"fitted ({key}): {_read(name, key, cache.path('teacher', key), True).summary()}"
-                     if cache.has("teacher", key) else "not fitted")
+            state = (f"fitted ({key}): {_read(name, key, cache.path(TEACHER.name, key), True).summary()}"
+                     if cache.has(TEACHER.name, key) else "not fitted")
         except (FileNotFoundError, ConfigError):
             state = "not fitted (its data is not built)"
         lines.append(f"{name:20} {state:36} {source}")
@@ -248,7 +232,7 @@ def load_teacher(name: str, ws: Workspace, zoo: Zoo | None = None) -> Teacher:
     """A fitted teacher from the stage cache; an unfitted one is an error that says how to fit it."""
     spec = teacher_spec(name, zoo)
     key = teacher_key(name, spec, ws)
-    path = StageCache(ws.cache_dir).path("teacher", key)
+    path = StageCache(ws.cache_dir).path(TEACHER.name, key)
     if not path.is_dir():
         raise ConfigError(f"teacher {name!r}", f"not fitted yet; run `workbench teacher fit {name}`")
     return _load_from(name, spec, path, key)

@@ -18,17 +18,18 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from workbench.augment.crop import apply_crop, sample_crop_params
 from workbench.data.arrays import load_training_arrays
-from workbench.study.cache import StageCache, stage_key
+from workbench.stages.cache import StageCache
+from workbench.stages.registry import register_stage
 from workbench.teachers.towers import EfficientNetLiteTower, MiniLMTower
 from workbench.teachers.zoo import LitTeacherSpec
 from workbench.train.loss import clip_loss
 from workbench.workspace import Workspace
+from workbench.stages.progress import progress_bar
 
-FEATURES_VERSION = 1
+FEATURES = register_stage("features", version=1)
 CHUNK = 2048
 CROP_RATIO = (3 / 4, 4 / 3)
 
@@ -105,7 +106,7 @@ def cached_features(cache: StageCache, key: str, rows: int, chunks: Sequence[Cal
     def build(out: Path) -> None:
         partial.mkdir(parents=True, exist_ok=True)
         starts = range(0, rows, CHUNK)
-        bar = tqdm(total=len(chunks) * rows, desc=desc, unit=" items", disable=None if progress else True)
+        bar = progress_bar(total=len(chunks) * rows, desc=desc, unit=" items", enabled=progress)
         views = []
         for view, compute in enumerate(chunks):
             parts = []
@@ -122,7 +123,7 @@ def cached_features(cache: StageCache, key: str, rows: int, chunks: Sequence[Cal
         bar.close()
         np.save(out / "features.npy", np.stack(views))
 
-    result = cache.get_or_build("features", key, build)
+    result = cache.get_or_build(FEATURES.name, key, build)
     return np.load(result.path / "features.npy", mmap_mode="r")
 
 
@@ -137,7 +138,7 @@ def image_features(spec: LitTeacherSpec, tower: EfficientNetLiteTower, pairs: Tr
     fit = spec.fit
     config = {"tower": spec.image_tower, "size": spec.image_size, "views": fit.views, "crop_scale": fit.crop_scale,
               "seed": spec.seed, "max_train_samples": fit.max_train_samples} | _holdout(spec)
-    key = stage_key("features", FEATURES_VERSION, config, pairs.fingerprints)
+    key = FEATURES.key(config, pairs.fingerprints)
     size = spec.image_size
 
     def view_chunks(view: int) -> Callable[[int, int], torch.Tensor]:
@@ -161,7 +162,7 @@ def text_features(spec: LitTeacherSpec, tower: MiniLMTower, pairs: TrainingPairs
     """[N, D] caption features."""
     config = {"tower": spec.text_tower, "seed": spec.seed, "max_train_samples": spec.fit.max_train_samples}
     config |= _holdout(spec)
-    key = stage_key("features", FEATURES_VERSION, config, pairs.fingerprints)
+    key = FEATURES.key(config, pairs.fingerprints)
     features = cached_features(StageCache(ws.cache_dir), key, len(pairs.captions),
                                [lambda start, stop: tower(pairs.captions[start:stop])],
                                f"{spec.text_tower} features", progress)
@@ -190,7 +191,7 @@ def fit_projections(spec: LitTeacherSpec, images: np.ndarray, texts: np.ndarray,
     batch = min(fit.batch_size, rows)
     generator = torch.Generator().manual_seed(spec.seed)
     started, loss_value = time.perf_counter(), float("nan")
-    for step in tqdm(range(fit.steps), desc="fit projections", disable=None if progress else True, leave=False):
+    for step in progress_bar(range(fit.steps), desc="fit projections", enabled=progress, leave=False):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, fit)
         index = torch.randperm(rows, generator=generator)[:batch]

@@ -17,8 +17,8 @@ import torch
 from workbench.augment.policy import AugmentPolicy, AugParams, apply, decompress
 from workbench.config.recipe import Recipe
 from workbench.data.arrays import load_training_arrays
-from workbench.reinforce.dataset import ReinforcedDataset
-from workbench.reinforce.shards import syn_key
+from workbench.data.reinforced.dataset import ReinforcedDataset
+from workbench.data.reinforced.shards import syn_key
 from workbench.train.data import EpochOrder, _generator, capped_rows, tokenize_all
 from workbench.workspace import Workspace
 

@@ -19,16 +19,19 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from workbench.augment.policy import apply
 from workbench.config.recipe import Recipe, TrainConfig
 from workbench.distributed import init_distributed
 from workbench.models.students import (count_parameters, create_student, get_tokenizer, image_size_of,
                                        make_encoder, training_load_size)
 from workbench.threads import resolve_threads
 from workbench.train.data import BatchStream, load_training_set
+from workbench.data.reinforced.dataset import ReinforcedDataset
 from workbench.train.objective import Batch, distillation_loss, plain_clip_loss, train_step
+from workbench.train.reinforced import ReinforcedStream, load_reinforced_set
 from workbench.workspace import Workspace
+from workbench.stages.progress import progress_bar
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.jsonl"
@@ -149,15 +152,23 @@ class PlainTask:
         return self.stream.epochs_at(step)
 
 
+@dataclass(frozen=True)
+class Distillation:
+    """What a distilled student learns from, opened by the caller: the reinforced dataset (and its
+    stage key) and, for ``distill.mode: online``, the loaded teachers that run at train time."""
+
+    key: str
+    dataset: ReinforcedDataset
+    teachers: tuple = ()
+
+
 class ReinforcedTask:
     """Distillation from a reinforced dataset (stored embeddings), or from teachers run on the same
     replayed images at train time (``distill.mode: online``)."""
 
-    def __init__(self, recipe: Recipe, ws: Workspace, image_size: int, tokenizer, progress: bool):
-        from workbench.reinforce.stage import reinforce
-        from workbench.train.reinforced import ReinforcedStream, load_reinforced_set
-
-        reinforced = reinforce(recipe, ws, progress).dataset
+    def __init__(self, recipe: Recipe, ws: Workspace, image_size: int, tokenizer, progress: bool,
+                 distillation: Distillation):
+        reinforced = distillation.dataset
         self.online = recipe.distill.mode == "online"
         load_size = reinforced.source_size if self.online else training_load_size(image_size)
         self.data = load_reinforced_set(recipe, reinforced, ws, load_size, tokenizer, progress)
@@ -166,13 +177,9 @@ class ReinforcedTask:
         scales = list(distill.logit_scales) if distill.logit_scales is not None else self.data.teacher_scales
         self.loss_fn = distillation_loss(distill.lam, distill.ensemble, distill.gt_weight, distill.synthetic_weight,
                                          self.data.dims, scales)
-        self.teachers = []
-        if self.online:
-            from workbench.teachers.fit import load_teacher
-            from workbench.teachers.zoo import load_zoo
-
-            zoo = load_zoo(recipe.reinforce.zoo, recipe.data.holdout)
-            self.teachers = [load_teacher(name, ws, zoo) for name in recipe.distilled_teachers]
+        self.teachers = list(distillation.teachers)
+        if self.online and len(self.teachers) != len(recipe.distilled_teachers):
+            raise ValueError(f"online distillation needs its teachers loaded: {recipe.distilled_teachers}")
 
     def batch(self, step: int, part: slice) -> Batch:
         b = self.stream.batch(step, part)
@@ -186,8 +193,6 @@ class ReinforcedTask:
 
     def _teach(self, b):
         """The teachers' embeddings of this batch, computed now: the views they would have stored."""
-        from workbench.augment.policy import apply
-
         data = self.data
         images = data.images[b.indices]
         with torch.no_grad():
@@ -205,8 +210,9 @@ class ReinforcedTask:
 
 def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
                   reporter: Reporter | None = None, objective: str | None = None,
-                  progress: bool = True) -> TrainSummary:
+                  progress: bool = True, distillation: Distillation | None = None) -> TrainSummary:
     """Train ``recipe`` and write ``model.pt`` + ``summary.json`` + ``history.jsonl`` into ``out_dir``.
+    A recipe with teachers learns from ``distillation`` (``workbench.study.pipeline.distillation``).
 
     Under torchrun every rank trains its share of each global batch; rank 0 evaluates, checkpoints and
     writes the outputs.
@@ -231,8 +237,12 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
     encoder = make_encoder(model, recipe.model.name)
     optimizer = build_optimizer(model, cfg)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
-    task = (ReinforcedTask if recipe.reinforce.teachers else PlainTask)(recipe, ws, image_size, tokenizer,
-                                                                        progress and rank == 0)
+    if recipe.reinforce.teachers:
+        if distillation is None:
+            raise ValueError("a recipe with teachers trains on its reinforced dataset: pass its Distillation")
+        task = ReinforcedTask(recipe, ws, image_size, tokenizer, progress and rank == 0, distillation)
+    else:
+        task = PlainTask(recipe, ws, image_size, tokenizer, progress and rank == 0)
     suite = load_suite(recipe.eval.suite)
     local = cfg.batch_size // world
     part = slice(rank * local, (rank + 1) * local)
@@ -265,8 +275,8 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
     max_log_scale = math.log(cfg.logit_scale_max)
     loss_value, window_start, window_samples, train_seconds = float("nan"), time.perf_counter(), 0, 0.0
     model.train()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
-               disable=None if (progress and rank == 0) else True, leave=False)
+    bar = progress_bar(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
+                       enabled=progress and rank == 0, leave=False)
     for step in bar:
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
@@ -323,14 +333,3 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
         (out_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
         (out_dir / HISTORY).write_text((partial / HISTORY).read_text())
     return summary
-
-
-def load_trained(path: Path, device: str = "cpu"):
-    """Load a ``model.pt`` written by ``train_student`` as an ImageTextEncoder."""
-    from workbench.config.recipe import ModelConfig
-
-    state = torch.load(path, map_location=device, weights_only=False)
-    model = create_student(ModelConfig(name=state["model_name"]))
-    model.load_state_dict(state["model"])
-    model.eval()
-    return make_encoder(model.to(device), state["model_name"])

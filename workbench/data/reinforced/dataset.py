@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from workbench.augment.policy import PRESETS, AugmentPolicy
-from workbench.reinforce.shards import CorruptShardError, ReinforcedSample, file_sha256, read_shard
+from workbench.data.reinforced.shards import CorruptShardError, ReinforcedSample, file_sha256, read_shard
 
 MANIFEST = "manifest.json"
 

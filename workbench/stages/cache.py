@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def log_stages_to_stderr() -> None:
-    """One timestamped line on stderr when a stage starts building and when it is built: what a long
-    run is doing shows in a log file too, where progress bars stay silent. Called by the CLI."""
+    """One timestamped line on stderr when a stage is found in the cache, starts building and is built:
+    what a long run is doing shows in a log file too. Called by the CLI."""
     if not any(isinstance(h, _Stderr) for h in log.handlers):
         handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -47,6 +47,10 @@ class _Stderr(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:
         pass
+
+
+def announce_hit(stage: str, key: str) -> None:
+    log.info("%s %s: cache hit", stage, key)
 
 
 def building(stage: str, key: str) -> float:
@@ -101,9 +105,11 @@ class StageCache:
         ``build`` only commits it; the log then times the whole."""
         final = self.path(stage, key)
         if final.is_dir():
+            announce_hit(stage, key)
             return StageResult(stage, key, final, hit=True)
         with self._lock(stage, key):
             if final.is_dir():  # built by another worker while we waited
+                announce_hit(stage, key)
                 return StageResult(stage, key, final, hit=True)
             tmp = final.with_name(f".{key}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
