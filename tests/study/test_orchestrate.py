@@ -57,10 +57,12 @@ def test_rerun_reuses_every_trial_and_adds_no_runs(shapes_ws, shapes_study):
 
 
 def test_a_training_code_version_bump_runs_every_point_again(shapes_ws, shapes_study, monkeypatch):
-    from workbench.study import pipeline
+    from dataclasses import replace
+
+    from workbench.train import stage
 
     run_study(shapes_study, shapes_ws, progress=False)
-    monkeypatch.setattr(pipeline, "TRAIN_VERSION", pipeline.TRAIN_VERSION + 1)
+    monkeypatch.setattr(stage, "TRAIN", replace(stage.TRAIN, version=stage.TRAIN.version + 1))
     summary = run_study(shapes_study, shapes_ws, progress=False)
     assert (summary.reused, summary.ran) == (0, 4)
 

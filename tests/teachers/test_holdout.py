@@ -5,7 +5,6 @@ import os
 import pytest
 import torch
 
-import workbench.study.pipeline as pipeline
 import workbench.teachers.fit as teacher_fit
 from workbench.data.arrays import load_split_arrays
 from workbench.teachers.fit import _scratch_recipe, teacher_key
@@ -25,7 +24,7 @@ def test_a_non_holdout_key_is_the_one_fits_were_cached_under(shapes_ws, tmp_path
 
     monkeypatch.chdir(tmp_path)  # the spec names its suite by a relative path: part of the key
     (tmp_path / "suite.yaml").write_text(SHAPES_SUITE)
-    monkeypatch.setattr(pipeline, "dataset_fingerprints", lambda ws, names: {n: f"fp-{n}" for n in names})
+    monkeypatch.setattr(teacher_fit, "dataset_fingerprints", lambda ws, names: {n: f"fp-{n}" for n in names})
     assert teacher_key("x", tiny_spec("suite.yaml"), shapes_ws) == "83e69152e655d4e5"
     assert teacher_key("x", tiny_spec("suite.yaml", holdout=True), shapes_ws) != "83e69152e655d4e5"
 
