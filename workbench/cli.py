@@ -365,10 +365,10 @@ def reinforce_command(ws: Workspace, recipe: str, profile: str, sets: tuple[str,
 @click.pass_obj
 def evaluate(ws: Workspace, checkpoint: Path, suite: str | None) -> None:
     """Run the eval suite on a trained student (a model.pt from the stage cache)."""
-    from workbench.evaluate.lineage import checkpoint_lineage, render
+    from workbench.study.lineage import checkpoint_lineage, render
     from workbench.evaluate.spec import load_suite
     from workbench.evaluate.suite import run_suite
-    from workbench.train.trainer import load_trained
+    from workbench.models.students import load_trained
 
     try:
         chosen = load_suite(suite)

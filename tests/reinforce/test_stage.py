@@ -30,10 +30,8 @@ from .conftest import recipe
 @pytest.fixture
 def recorded(monkeypatch):
     """Every batch of pixels a teacher encodes during reinforcement, by teacher name."""
-    from workbench.teachers import fit
-
     seen: dict[str, list[torch.Tensor]] = {}
-    real = fit.load_teacher
+    real = work_module.load_teacher
 
     def recording(name, ws, zoo=None):
         teacher = real(name, ws, zoo)
@@ -46,7 +44,7 @@ def recorded(monkeypatch):
         teacher.encode_images = spy
         return teacher
 
-    monkeypatch.setattr(fit, "load_teacher", recording)
+    monkeypatch.setattr(work_module, "load_teacher", recording)
     return seen
 
 

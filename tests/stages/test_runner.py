@@ -1,5 +1,7 @@
 """The one runner of a cached, tracked stage, and the registry of stage names."""
 
+import importlib
+
 import pytest
 from mlflow import MlflowClient
 
@@ -45,10 +47,8 @@ def test_a_failed_build_ends_its_run_failed_and_commits_nothing(shapes_ws):
 
 
 def test_every_pipeline_stage_is_registered_once():
-    import workbench.captioners.pipeline  # noqa: F401  (importing a stage's module registers it)
-    import workbench.evaluate.stage  # noqa: F401
-    import workbench.reinforce.stage  # noqa: F401
-    import workbench.teachers.lit  # noqa: F401
+    for module in ("captioners.pipeline", "evaluate.stage", "reinforce.stage", "teachers.lit"):
+        importlib.import_module(f"workbench.{module}")  # importing a stage's module registers it
 
     names = set(registered())
     assert {"teacher", "features", "captioner", "captions", "caption-quality", "reinforce", "train", "eval"} <= names

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from workbench.stages.cache import stage_key
 
 DEFAULT_SUITE = Path(__file__).with_name("suite.yaml")
+TRANSFER = "transfer"
+"""The metric: mean primary metric of the tasks the student has truly never seen."""
 
 ZEROSHOT_METRICS = ("balanced_acc", "top1")
 RETRIEVAL_METRICS = ("r1", "r5", "r10", "i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10")

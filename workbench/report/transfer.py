@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from workbench.evaluate.lineage import TRANSFER
+from workbench.evaluate.spec import TRANSFER
 from workbench.tracking.mlflow_store import TAG_PREFIX
 
 UNSEEN_TAG = f"tags.{TAG_PREFIX}lineage.unseen"

@@ -24,7 +24,7 @@ import yaml
 from optuna.trial import TrialState
 
 from workbench.config.study import Study, load_study
-from workbench.evaluate.lineage import log_lineage
+from workbench.study.lineage import log_lineage
 from workbench.data.build import dataset_fingerprints
 from workbench.stages.cache import log_stages_to_stderr
 from workbench.study.pipeline import run_trial_stages

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.config.recipe import Recipe
-from workbench.evaluate.lineage import recipe_lineage, transfer_scores
+from workbench.study.lineage import recipe_lineage, transfer_scores
 from workbench.evaluate.spec import load_suite
 from workbench.evaluate.stage import run_eval_stage
 from workbench.reinforce.plan import reinforce_key
@@ -36,7 +36,7 @@ class TrialOutcome:
     """Stages the student trained on (the reinforced dataset)."""
     lineage: dict = field(default_factory=dict)
     """What the student, its teachers and its captioners trained on, and which tasks it never saw
-    (``workbench.evaluate.lineage``); ``metrics['transfer']`` averages the unseen tasks."""
+    (``workbench.study.lineage``); ``metrics['transfer']`` averages the unseen tasks."""
 
     @property
     def stages(self) -> list[StageResult]:

@@ -43,7 +43,7 @@ def train_single(recipe_name: str, profile: str, sets: tuple[str, ...], ws: Work
 
 
 def _lineage(recipe, outcome) -> str:
-    from workbench.evaluate.lineage import recipe_lineage, render
+    from workbench.study.lineage import recipe_lineage, render
     from workbench.evaluate.spec import load_suite
 
     result = json.loads((outcome.eval_dir / "eval.json").read_text())

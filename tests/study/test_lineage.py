@@ -5,7 +5,7 @@ import pytest
 from workbench.config.resolve import resolve_recipe
 from workbench.data.shards import write_dataset
 from workbench.evaluate.data import prepare_task
-from workbench.evaluate.lineage import (TRANSFER, checkpoint_lineage, overlaps, recipe_lineage, render,
+from workbench.study.lineage import (TRANSFER, checkpoint_lineage, overlaps, recipe_lineage, render,
                                        transfer_scores)
 from workbench.evaluate.spec import DataRef, Suite, load_suite
 
@@ -121,7 +121,7 @@ def test_unfiltered_tasks_dump_as_before_filters_existed():
 def test_a_run_prints_and_logs_which_tasks_it_saw(shapes_ws, shapes_suite):
     from mlflow import MlflowClient
 
-    from workbench.evaluate.lineage import log_lineage
+    from workbench.study.lineage import log_lineage
     from workbench.study.pipeline import run_trial_stages
     from workbench.study.single import train_single
     from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker

@@ -17,15 +17,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from workbench.evaluate.spec import DataRef, Suite
+from pydantic import ValidationError
 
-if TYPE_CHECKING:
-    from workbench.config.recipe import Recipe
-
-TRANSFER = "transfer"
-"""The metric: mean primary metric of the tasks the student has truly never seen."""
+from workbench.captioners.spec import captioner_spec, lineage
+from workbench.config.recipe import Recipe
+from workbench.evaluate.spec import TRANSFER, DataRef, Suite
+from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, load_zoo, teacher_spec
+from workbench.tracking.mlflow_store import TAG_PREFIX
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,6 @@ def recipe_lineage(recipe: Recipe, by: str = "student") -> Lineage:
         lineage.external.append(f"{by}: open_clip {recipe.model.name} weights {recipe.model.pretrained!r}")
     if not recipe.reinforce.teachers:
         return lineage
-    from workbench.teachers.zoo import load_zoo, teacher_spec
-
     zoo = load_zoo(recipe.reinforce.zoo)
     for name in recipe.distilled_teachers:
         lineage += teacher_lineage(name, teacher_spec(name, zoo))
@@ -126,8 +123,6 @@ def used_captioners(recipe: Recipe) -> list[str]:
 
 
 def teacher_lineage(name: str, spec) -> Lineage:
-    from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec
-
     by = f"teacher {name}"
     if isinstance(spec, LitTeacherSpec):
         return Lineage([Trained(DataRef(dataset=d), by) for d in spec.data],
@@ -141,8 +136,6 @@ def teacher_lineage(name: str, spec) -> Lineage:
 
 
 def captioner_lineage(name: str, registry) -> Lineage:
-    from workbench.captioners.spec import captioner_spec, lineage
-
     trained = []
     for ancestor in lineage(name, registry):
         by = f"captioner {name}" + ("" if ancestor == name else f", its parent {ancestor}")
@@ -189,9 +182,6 @@ def render(lineage: Lineage | None, suite: Suite, result: dict) -> str:
 def checkpoint_lineage(checkpoint: Path) -> Lineage | None:
     """The lineage of a student the workbench trained (its ``recipe.json`` lies beside ``model.pt``);
     None for any other checkpoint."""
-    from pydantic import ValidationError
-
-    from workbench.config.recipe import Recipe
 
     path = Path(checkpoint).with_name("recipe.json")
     try:
@@ -202,8 +192,6 @@ def checkpoint_lineage(checkpoint: Path) -> Lineage | None:
 
 def lineage_tags(record: dict) -> dict[str, str]:
     """Tracking tags of a lineage record (``Lineage.to_dict``): per task, unseen or who saw it."""
-    from workbench.tracking.mlflow_store import TAG_PREFIX
-
     tasks = record.get("tasks", {})
     tags = {f"{TAG_PREFIX}lineage.{name}": "unseen" if row["unseen"] else "seen by " + ", ".join(row["seen_by"])
             for name, row in tasks.items()}
