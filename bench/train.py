@@ -50,7 +50,9 @@ from workbench.config.recipe import (AugmentConfig, DataConfig, DistillConfig, M
                                      TrainConfig)
 from workbench.models.students import create_student, get_tokenizer, make_encoder, register_micro_configs
 from workbench.train.objective import Batch, plain_clip_loss, train_step
-from workbench.train.trainer import PlainTask, ReinforcedTask, build_optimizer, lr_at
+from workbench.study.pipeline import distillation
+from workbench.train.loop import build_optimizer, lr_at
+from workbench.train.trainer import PlainTask, ReinforcedTask
 from workbench.workspace import Workspace
 
 MODEL, IMAGE, BATCH, WARMUP = "micro-vit-xs", 32, 128, 6
@@ -124,7 +126,10 @@ def timed_run(recipe: Recipe, task, clock: Clock, steps: int) -> dict:
 
 def variant(recipe: Recipe, ws: Workspace, steps: int):
     """Load the variant's data once; return the callable that times one repetition."""
-    task = (ReinforcedTask if recipe.reinforce.teachers else PlainTask)(recipe, ws, IMAGE, get_tokenizer(MODEL), False)
+    if recipe.reinforce.teachers:
+        task = ReinforcedTask(recipe, ws, IMAGE, get_tokenizer(MODEL), False, distillation(recipe, ws, False)[0])
+    else:
+        task = PlainTask(recipe, ws, IMAGE, get_tokenizer(MODEL), False)
     clock = Clock()
     clock.wrap(task.stream, "batch", "data")
     if getattr(task, "online", False):

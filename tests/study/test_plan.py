@@ -10,7 +10,7 @@ from tests.study.conftest import write_study
 from workbench.stages.cache import StageCache
 from workbench.study.orchestrate import run_study
 from workbench.study.plan import make_plan
-from workbench.train.trainer import CHECKPOINT
+from workbench.train.loop import CHECKPOINT
 
 ZOO = """
 teachers:

@@ -7,7 +7,8 @@ import torch
 
 from workbench.config.recipe import TrainConfig
 from workbench.config.resolve import resolve_recipe
-from workbench.train.trainer import TrainingDiverged, lr_at, train_student
+from workbench.train.loop import TrainingDiverged, lr_at
+from workbench.train.trainer import train_student
 
 
 def smoke_recipe(suite: str, **overrides):

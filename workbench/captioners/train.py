@@ -24,7 +24,8 @@ from workbench.data.arrays import SplitArrays, load_split_arrays, load_training_
 from workbench.evaluate.spec import DataRef
 from workbench.models.students import configured_image_size, image_size_of, training_load_size
 from workbench.train.data import BatchStream, TrainingSet, capped_rows, tokenize_all
-from workbench.train.trainer import build_optimizer, lr_at, restore_checkpoint, save_checkpoint, seed_everything
+from workbench.train.loop import (build_optimizer, check_finite, lr_at, restore_checkpoint, save_checkpoint,
+                                  seed_everything, set_lr)
 from workbench.workspace import Workspace
 from workbench.stages.progress import progress_bar
 
@@ -178,14 +179,12 @@ def train_captioner(name: str, key: str, spec: PretrainSpec | FinetuneSpec, mode
                        enabled=progress, leave=False)
     for step in bar:
         lr = lr_at(step, fit)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(optimizer, lr)
         pixels, tokens = (t.to(device) for t in stream.batch(step))
         parts = coca_losses(model, (pixels - mean) / std, tokens, loss_fn)
         value = float(parts["loss"].detach())
-        if not math.isfinite(value):
-            raise RuntimeError(f"captioner {name} diverged at step {step} (loss {value}, lr {lr:.3g}); "
-                               f"lower fit.lr or raise fit.warmup_steps")
+        check_finite(value, f"captioner {name} diverged at step {step} (loss {value}, lr {lr:.3g}); "
+                            f"lower fit.lr or raise fit.warmup_steps")
         optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         if fit.grad_clip:

@@ -209,7 +209,7 @@ def _built(ws: Workspace, name: str) -> bool:
 
 def _checkpoint_step(partial: Path) -> int:
     """The step of a resumable checkpoint in a stage's partial folder (0: none)."""
-    from workbench.train.trainer import CHECKPOINT
+    from workbench.train.loop import CHECKPOINT
 
     if not (partial / CHECKPOINT).exists():
         return 0

@@ -23,6 +23,7 @@ from workbench.augment.crop import apply_crop, sample_crop_params
 from workbench.data.arrays import load_training_arrays
 from workbench.stages.cache import StageCache
 from workbench.stages.registry import register_stage
+from workbench.train.loop import check_finite, lr_at, set_lr
 from workbench.teachers.towers import EfficientNetLiteTower, MiniLMTower
 from workbench.teachers.zoo import LitTeacherSpec
 from workbench.train.loss import clip_loss
@@ -169,13 +170,6 @@ def text_features(spec: LitTeacherSpec, tower: MiniLMTower, pairs: TrainingPairs
     return features[0]
 
 
-def lr_at(step: int, fit) -> float:
-    if step < fit.warmup_steps:
-        return fit.lr * (step + 1) / fit.warmup_steps
-    progress = (step - fit.warmup_steps) / max(1, fit.steps - fit.warmup_steps)
-    return 0.5 * fit.lr * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def fit_projections(spec: LitTeacherSpec, images: np.ndarray, texts: np.ndarray, progress: bool,
                     log: Callable[[dict[str, float], int], None]) -> tuple[LitModel, dict]:
     """Contrastive fit of the projections and logit scale on stored features (seeded, deterministic)."""
@@ -192,8 +186,7 @@ def fit_projections(spec: LitTeacherSpec, images: np.ndarray, texts: np.ndarray,
     generator = torch.Generator().manual_seed(spec.seed)
     started, loss_value = time.perf_counter(), float("nan")
     for step in progress_bar(range(fit.steps), desc="fit projections", enabled=progress, leave=False):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, fit)
+        set_lr(optimizer, lr_at(step, fit))
         index = torch.randperm(rows, generator=generator)[:batch]
         view = torch.randint(views, (batch,), generator=generator)
         image_emb = F.normalize(model.image_head(images_t[view, index].float()), dim=-1)
@@ -206,8 +199,7 @@ def fit_projections(spec: LitTeacherSpec, images: np.ndarray, texts: np.ndarray,
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise RuntimeError(f"teacher fit diverged at step {step} (loss {loss_value}); lower fit.lr")
+        check_finite(loss_value, f"teacher fit diverged at step {step} (loss {loss_value}); lower fit.lr")
         if (step + 1) % 100 == 0 or step + 1 == fit.steps:
             log({"fit/loss": loss_value, "fit/logit_scale": float(model.logit_scale.detach().exp()),
                  "fit/lr": lr_at(step, fit)}, step + 1)

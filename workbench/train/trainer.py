@@ -10,30 +10,31 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from workbench.augment.policy import apply
-from workbench.config.recipe import Recipe, TrainConfig
+from workbench.config.recipe import Recipe
+from workbench.data.reinforced.dataset import ReinforcedDataset
 from workbench.distributed import init_distributed
+from workbench.evaluate.spec import load_suite
+from workbench.evaluate.suite import run_suite
 from workbench.models.students import (count_parameters, create_student, get_tokenizer, image_size_of,
                                        make_encoder, training_load_size)
+from workbench.stages.progress import progress_bar
 from workbench.threads import resolve_threads
 from workbench.train.data import BatchStream, load_training_set
-from workbench.data.reinforced.dataset import ReinforcedDataset
+from workbench.train.loop import (build_optimizer, check_finite, lr_at, restore_checkpoint,
+                                  save_checkpoint, seed_everything, set_lr)
 from workbench.train.objective import Batch, distillation_loss, plain_clip_loss, train_step
 from workbench.train.reinforced import ReinforcedStream, load_reinforced_set
 from workbench.workspace import Workspace
-from workbench.stages.progress import progress_bar
 
-CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.jsonl"
 
 
@@ -49,10 +50,6 @@ class NullReporter:
 
     def should_prune(self, objective: float, step: int) -> bool:
         return False
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message says at which step and with what lr and scale."""
 
 
 class TrainingPruned(RuntimeError):
@@ -72,59 +69,6 @@ class TrainSummary:
     threads: int
     """torch's CPU threads (of the last segment, when resumed). A seed's metrics are bitwise-identical only
     at the same thread count: another count reorders float sums, which changes the run within seed noise."""
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at the last step."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """No weight decay on gains, biases and the logit scale (as open_clip's trainer)."""
-    def exclude(name: str, param: torch.nn.Parameter) -> bool:
-        return param.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
-
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for n, p in named if exclude(n, p)], "weight_decay": 0.0},
-              {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": cfg.weight_decay}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-6)
-
-
-def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def save_checkpoint(partial: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                    ema: torch.nn.Module | None = None) -> None:
-    """Model, optimizer (and EMA) after ``step`` steps, replaced atomically: a kill never leaves half a file."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
-    if ema is not None:
-        state["ema"] = ema.state_dict()
-    _save_atomic(state, partial / CHECKPOINT)
-
-
-def restore_checkpoint(partial: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                       device: torch.device, ema: torch.nn.Module | None = None) -> int:
-    """Load the last checkpoint in ``partial`` (if any) into model, optimizer and EMA; return its step."""
-    if not (partial / CHECKPOINT).exists():
-        return 0
-    state = torch.load(partial / CHECKPOINT, map_location=device, weights_only=False)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if ema is not None:
-        ema.load_state_dict(state["ema"])
-    return state["step"]
 
 
 def _load_history(partial: Path, upto_step: int) -> list[dict]:
@@ -208,6 +152,58 @@ class ReinforcedTask:
         return self.stream.epochs_at(step)
 
 
+def _setup_process(recipe: Recipe) -> tuple[int, int, torch.device]:
+    """Threads, ranks and seeds, before anything draws a random number."""
+    cfg = recipe.train
+    torch.set_num_threads(resolve_threads(cfg.threads))  # never the caller's count: see workbench.threads
+    rank, world = init_distributed()
+    if cfg.batch_size % (world * cfg.accumulate):
+        raise ValueError(f"train.batch_size {cfg.batch_size} does not split over {world} ranks × "
+                         f"{cfg.accumulate} micro-batches")
+    seed_everything(recipe.seed)
+    device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
+    return rank, world, device
+
+
+def _setup_model(recipe: Recipe, device: torch.device):
+    """The student, its encoder view, its optimizer and (``train.ema``) its moving average."""
+    cfg = recipe.train
+    model = create_student(recipe.model, cfg.logit_scale_init).to(device)
+    encoder = make_encoder(model, recipe.model.name)
+    optimizer = build_optimizer(model, cfg)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    return model, encoder, optimizer, ema
+
+
+def _setup_task(recipe: Recipe, ws: Workspace, image_size: int, progress: bool,
+                distillation: Distillation | None) -> PlainTask | ReinforcedTask:
+    tokenizer = get_tokenizer(recipe.model.name)
+    if not recipe.reinforce.teachers:
+        return PlainTask(recipe, ws, image_size, tokenizer, progress)
+    if distillation is None:
+        raise ValueError("a recipe with teachers trains on its reinforced dataset: pass its Distillation")
+    return ReinforcedTask(recipe, ws, image_size, tokenizer, progress, distillation)
+
+
+def _setup_history(partial: Path, start: int, rank: int, batch_size: int, reporter: Reporter):
+    """Keep the history up to the restored step (a resumed run shows its whole curve); return ``record``."""
+    history = _load_history(partial, start)
+    if rank == 0:
+        (partial / HISTORY).write_text("".join(json.dumps(row) + "\n" for row in history))
+        for row in history:
+            reporter.log_metrics(row["metrics"], row["seen_samples"])
+
+    def record(metrics: dict[str, float], step: int) -> None:
+        if rank:
+            return
+        row = {"train_step": step, "seen_samples": step * batch_size, "metrics": metrics}
+        with open(partial / HISTORY, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        reporter.log_metrics(metrics, row["seen_samples"])
+
+    return record
+
+
 def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
                   reporter: Reporter | None = None, objective: str | None = None,
                   progress: bool = True, distillation: Distillation | None = None) -> TrainSummary:
@@ -217,32 +213,11 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
     Under torchrun every rank trains its share of each global batch; rank 0 evaluates, checkpoints and
     writes the outputs.
     """
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-    from workbench.evaluate.spec import load_suite
-    from workbench.evaluate.suite import run_suite
-
     reporter = reporter or NullReporter()
     cfg = recipe.train
-    torch.set_num_threads(resolve_threads(cfg.threads))  # never the caller's count: see workbench.threads
-    rank, world = init_distributed()
-    if cfg.batch_size % (world * cfg.accumulate):
-        raise ValueError(f"train.batch_size {cfg.batch_size} does not split over {world} ranks × "
-                         f"{cfg.accumulate} micro-batches")
-    seed_everything(recipe.seed)
-    device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
-    model = create_student(recipe.model, cfg.logit_scale_init).to(device)
-    tokenizer = get_tokenizer(recipe.model.name)
-    image_size = image_size_of(model)
-    encoder = make_encoder(model, recipe.model.name)
-    optimizer = build_optimizer(model, cfg)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
-    if recipe.reinforce.teachers:
-        if distillation is None:
-            raise ValueError("a recipe with teachers trains on its reinforced dataset: pass its Distillation")
-        task = ReinforcedTask(recipe, ws, image_size, tokenizer, progress and rank == 0, distillation)
-    else:
-        task = PlainTask(recipe, ws, image_size, tokenizer, progress and rank == 0)
+    rank, world, device = _setup_process(recipe)
+    model, encoder, optimizer, ema = _setup_model(recipe, device)
+    task = _setup_task(recipe, ws, image_size_of(model), progress and rank == 0, distillation)
     suite = load_suite(recipe.eval.suite)
     local = cfg.batch_size // world
     part = slice(rank * local, (rank + 1) * local)
@@ -252,19 +227,7 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
 
     partial.mkdir(parents=True, exist_ok=True)
     start = restore_checkpoint(partial, model, optimizer, device, ema)
-    history = _load_history(partial, start)
-    if rank == 0:
-        (partial / HISTORY).write_text("".join(json.dumps(row) + "\n" for row in history))
-        for row in history:  # a resumed run shows the whole curve
-            reporter.log_metrics(row["metrics"], row["seen_samples"])
-
-    def record(metrics: dict[str, float], step: int) -> None:
-        if rank:
-            return
-        row = {"train_step": step, "seen_samples": step * cfg.batch_size, "metrics": metrics}
-        with open(partial / HISTORY, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
-        reporter.log_metrics(metrics, row["seen_samples"])
+    record = _setup_history(partial, start, rank, cfg.batch_size, reporter)
 
     def evaluated():
         return make_encoder(ema.module, recipe.model.name) if ema is not None else encoder
@@ -279,18 +242,15 @@ def train_student(recipe: Recipe, ws: Workspace, out_dir: Path, partial: Path,
                        enabled=progress and rank == 0, leave=False)
     for step in bar:
         lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(optimizer, lr)
         batch = task.batch(step, part)
         batch = Batch(batch.pixels.to(device), [t.to(device) for t in batch.tokens],
                       {k: v.to(device) for k, v in batch.targets.items()})
         optimizer.zero_grad(set_to_none=True)
         loss = train_step(wrapped, encoder.normalize, batch, task.loss_fn, cfg.accumulate, autocast, no_sync)
         loss_value = float(loss.total.detach())
-        if not math.isfinite(loss_value):
-            raise TrainingDiverged(f"loss is {loss_value} at step {step} (lr {lr:.3g}, logit scale "
-                                   f"{float(model.logit_scale.detach().exp()):.3g}); lower train.lr or raise "
-                                   f"warmup_steps")
+        check_finite(loss_value, f"loss is {loss_value} at step {step} (lr {lr:.3g}, logit scale "
+                                 f"{float(model.logit_scale.detach().exp()):.3g}); lower train.lr or raise warmup_steps")
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
