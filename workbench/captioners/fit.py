@@ -17,9 +17,12 @@ from typing import Literal
 import numpy as np
 import torch
 
+from workbench.captioners.decode import Beam, TopP
+from workbench.captioners.figures import loss_curves, sample_page
 from workbench.captioners.model import load_captioner_from, model_config
 from workbench.captioners.spec import (FinetuneSpec, PretrainSpec, Registry, captioner_spec, dump_spec, lineage,
                                        load_registry, root_model)
+from workbench.captioners.train import HeldOut, train_captioner
 from workbench.config.overrides import ConfigError
 from workbench.data.build import dataset_fingerprints, ensure_datasets
 from workbench.stages.cache import StageCache, StageResult
@@ -78,10 +81,6 @@ def _build(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Reg
 
 def _fit(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
          log, progress: bool) -> None:
-    from workbench.captioners.decode import Beam, TopP
-    from workbench.captioners.figures import loss_curves, sample_page
-    from workbench.captioners.train import HeldOut, train_captioner
-
     started = time.perf_counter()
     cache = StageCache(ws.cache_dir)
     parent = (cache.path(CAPTIONER.name, captioner_key(spec.parent, registry, ws))

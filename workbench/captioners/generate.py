@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from workbench.captioners.decode import Beam, TopK, TopP
+from workbench.data.arrays import load_split_arrays
 from workbench.stages.cache import StageCache
+from workbench.stages.progress import progress_bar
 from workbench.stages.registry import register_stage
 from workbench.threads import FIT_THREADS, pinned_threads
-from workbench.stages.progress import progress_bar
 
 CAPTIONS = register_stage("captions", version=1)
 CHUNK = 256
@@ -133,8 +134,6 @@ def caption_split(captioner, ws, dataset: str, split: str, samples: int, decodin
                   max_images: int | None = None, seed: int = 0, batch_size: int = 64,
                   progress: bool = True) -> CaptionSet:
     """The ``captions`` stage for one loaded captioner (built, or found in the cache)."""
-    from workbench.data.arrays import load_split_arrays
-
     arrays = load_split_arrays(ws.dataset_dir(dataset), split, captioner.image_size, progress=progress)
     keep = select_images(len(arrays), max_images, seed)
     key = captions_key(captioner.key, arrays.fingerprint, dataset, split, samples, decoding, max_images, seed,

@@ -15,16 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-
+from workbench.captioners import figures, quality
 from workbench.captioners.decode import Beam, TopK, TopP
+from workbench.captioners.fit import fit_captioner, load_captioner
 from workbench.captioners.generate import CaptionSet, caption_split, read_captions
 from workbench.captioners.spec import Registry, captioner_spec, lineage, load_registry
+from workbench.captioners.train import ref_arrays
 from workbench.config.overrides import ConfigError
-from workbench.evaluate.spec import DataRef
+from workbench.data.arrays import load_split_arrays
 from workbench.data.build import ensure_datasets
+from workbench.evaluate.spec import DataRef
+from workbench.models.students import training_load_size
 from workbench.stages.cache import StageResult
 from workbench.stages.registry import register_stage
 from workbench.stages.runner import TrackedRun, run_tracked
+from workbench.teachers.fit import load_teacher
 from workbench.tracking.mlflow_store import TAG_PREFIX
 from workbench.workspace import Workspace
 
@@ -61,8 +66,6 @@ def _teacher(name: str | None, ws: Workspace):
     """The fitted teacher, or (None, why not)."""
     if name is None:
         return None, "no teacher named: teacher similarity skipped"
-    from workbench.teachers.fit import load_teacher
-
     try:
         return load_teacher(name, ws), None
     except (ConfigError, FileNotFoundError) as error:
@@ -85,11 +88,6 @@ def _metric_name(text: str) -> str:
 def build_quality(out: Path, ws: Workspace, sets: list[CaptionSet], dataset: str, split: str, image_size: int,
                   references: list[DataRef], teacher, note: str | None, seed: int) -> None:
     """quality.json, quality.md and figures/ for ``sets`` (captions of the same images)."""
-    from workbench.captioners import figures, quality
-    from workbench.captioners.train import ref_arrays
-    from workbench.data.arrays import load_split_arrays
-    from workbench.models.students import training_load_size
-
     arrays = load_split_arrays(ws.dataset_dir(dataset), split, image_size, progress=False)
     index = {uid: i for i, uid in enumerate(arrays.uids)}
     per_set = {s.name: read_captions(s.path / "captions.jsonl") for s in sets}
@@ -179,8 +177,6 @@ def generate_captions(names: Sequence[str], dataset: str, split: str, samples: i
                       progress: bool = True) -> GenerationReport:
     """``samples`` captions per image of ``dataset``/``split`` from each captioner in ``names`` (fitted
     first if needed), one cached artifact per captioner, and their quality report in MLflow."""
-    from workbench.captioners.fit import fit_captioner, load_captioner
-
     if not names:
         raise ConfigError("captions", "name at least one captioner")
     if samples < 1:

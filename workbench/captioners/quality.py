@@ -17,6 +17,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
+
+from workbench.data.arrays import fit_square
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -80,9 +83,6 @@ def teacher_similarity(teacher, images: np.ndarray, truths: Sequence[str],
     ``synthetic[label][i]`` are image i's captions; an image's synthetic similarity is the mean over
     its captions. Rows: each label, ``ground truth``, ``shuffled`` (another image's ground truth).
     """
-    from workbench.data.arrays import fit_square
-    from PIL import Image
-
     size = teacher.image_size
     embedded = []
     for start in range(0, len(images), batch_size):

@@ -17,17 +17,18 @@ import numpy as np
 import torch
 from open_clip.loss import CoCaLoss
 
-from workbench.captioners.model import Captioner, count_parameters, create_coca, load_grown, mean_std
+from workbench.captioners.model import (Captioner, context_length, count_parameters, create_coca, load_grown, mean_std,
+                                        save_captioner)
 from workbench.captioners.spec import FinetuneSpec, PretrainSpec
 from workbench.captioners.vocab import PAD, Vocabulary
 from workbench.data.arrays import SplitArrays, load_split_arrays, load_training_arrays
 from workbench.evaluate.spec import DataRef
 from workbench.models.students import configured_image_size, image_size_of, training_load_size
+from workbench.stages.progress import progress_bar
 from workbench.train.data import BatchStream, TrainingSet, capped_rows, tokenize_all
 from workbench.train.loop import (build_optimizer, check_finite, lr_at, restore_checkpoint, save_checkpoint,
                                   seed_everything, set_lr)
 from workbench.workspace import Workspace
-from workbench.stages.progress import progress_bar
 
 HISTORY = "history.jsonl"
 
@@ -123,8 +124,6 @@ def initial_model(spec: PretrainSpec | FinetuneSpec, model_name: str, ws: Worksp
                   parent: Path | None) -> tuple[torch.nn.Module, Vocabulary, int]:
     """A fresh CoCa with the vocabulary of ``spec.data`` (pretrain), or the parent's weights with its
     vocabulary extended by the fine-tune set's new tokens. Returns the number of new tokens too."""
-    from workbench.captioners.model import context_length
-
     captions = train_captions(ws, spec.refs, training_load_size(configured_image_size(model_name)), spec.holdout)
     if parent is None:
         vocab = Vocabulary.build(captions, context_length(model_name), min_count=spec.fit.min_count)
@@ -139,8 +138,6 @@ def initial_model(spec: PretrainSpec | FinetuneSpec, model_name: str, ws: Worksp
 def train_captioner(name: str, key: str, spec: PretrainSpec | FinetuneSpec, model_name: str, ws: Workspace,
                     out: Path, partial: Path, parent: Path | None, log: Log, progress: bool) -> tuple[Captioner, dict]:
     """Fit one captioner into ``out`` (model.pt, vocab.json, history.jsonl); returns it and a summary."""
-    from workbench.captioners.model import save_captioner
-
     fit = spec.fit
     seed_everything(spec.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -3,6 +3,7 @@ every caption, write the reinforced shard and its sidecar; and the local process
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -13,13 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from workbench.augment.policy import AugmentPolicy, apply, compress, sample
 from workbench.captioners.generate import read_captions
 from workbench.config.recipe import ReinforceConfig
+from workbench.data.arrays import fit_square
+from workbench.data.reinforced.shards import (CorruptShardError, encode_npz, iter_tar_samples, syn_key, to_stored,
+                                              write_shard)
 from workbench.data.shards import shard_key
 from workbench.reinforce.plan import ShardJob, zoo_of
-from workbench.data.reinforced.shards import CorruptShardError, encode_npz, iter_tar_samples, syn_key, to_stored, write_shard
 from workbench.reinforce.storage import shard_baseline
 from workbench.stages.progress import progress_bar
 from workbench.teachers.fit import load_teacher
@@ -48,12 +52,6 @@ class Setup:
 
 def decode_shard(job: ShardJob, size: int) -> tuple[list[str], list[str], np.ndarray]:
     """uids, captions and uint8 [N, size, size, 3] images of one input shard (CorruptShardError if unreadable)."""
-    import io
-
-    from PIL import Image
-
-    from workbench.data.arrays import fit_square
-
     uids, captions, images = [], [], []
     for raw in iter_tar_samples(job.source):
         try:

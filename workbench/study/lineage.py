@@ -20,9 +20,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from workbench.captioners.spec import captioner_spec, lineage
+from workbench.captioners.spec import captioner_spec, lineage, load_registry
 from workbench.config.recipe import Recipe
 from workbench.evaluate.spec import TRANSFER, DataRef, Suite
+from workbench.teachers.fit import _scratch_recipe
 from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, load_zoo, teacher_spec
 from workbench.tracking.mlflow_store import TAG_PREFIX
 
@@ -106,8 +107,6 @@ def recipe_lineage(recipe: Recipe, by: str = "student") -> Lineage:
     for name in recipe.distilled_teachers:
         lineage += teacher_lineage(name, teacher_spec(name, zoo))
     if recipe.reinforce.captioners:
-        from workbench.captioners.spec import load_registry
-
         registry = load_registry(recipe.reinforce.registry)
         for name in used_captioners(recipe):
             lineage += captioner_lineage(name, registry)
@@ -128,8 +127,6 @@ def teacher_lineage(name: str, spec) -> Lineage:
         return Lineage([Trained(DataRef(dataset=d), by) for d in spec.data],
                        [f"{by}: {spec.image_tower} (ImageNet) and {spec.text_tower} (sentence pairs), frozen"])
     if isinstance(spec, ScratchTeacherSpec):
-        from workbench.teachers.fit import _scratch_recipe
-
         return recipe_lineage(_scratch_recipe(name, spec), by)
     return Lineage([], [f"{by}: open_clip {spec.model} weights {spec.pretrained!r} (their data is not "
                         f"known here)"])

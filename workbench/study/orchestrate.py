@@ -9,11 +9,16 @@ MLflow runs are ended as KILLED. A failing trial is recorded with its reason and
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import json
 import multiprocessing as mp
 import os
+import signal
 import socket
+import subprocess
 import sys
+import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +29,9 @@ import yaml
 from optuna.trial import TrialState
 
 from workbench.config.study import Study, load_study
-from workbench.study.lineage import log_lineage
 from workbench.data.build import dataset_fingerprints
 from workbench.stages.cache import log_stages_to_stderr
+from workbench.study.lineage import log_lineage
 from workbench.study.pipeline import run_trial_stages
 from workbench.study.prepare import prepare_inputs
 from workbench.study.trials import TrialSpec, build_trial, expand_grid
@@ -208,8 +213,6 @@ def run_one_trial(trial: optuna.Trial, study: Study, path: str, profile: str, ws
 
 
 def _replay_history(tracker: Tracker, run_id: str, train_dir: Path) -> None:
-    import json
-
     for line in (train_dir / "history.jsonl").read_text().splitlines():
         row = json.loads(line)
         tracker.log_metrics(run_id, row["metrics"], row["seen_samples"])
@@ -219,8 +222,6 @@ def _replay_history(tracker: Tracker, run_id: str, train_dir: Path) -> None:
 def _git_commit(where: Path = Path(__file__).parent) -> str:
     """The commit of the code this process runs, read once (a commit made while a study runs is not this
     process's code), with ``+dirty`` when tracked files differ from it; "unknown" outside a git checkout."""
-    import subprocess
-
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
                               cwd=where).stdout.strip()
@@ -275,9 +276,6 @@ def _die_with_parent() -> None:
     leaves no orphan still training, so its rerun can safely judge every unfinished trial as dead."""
     if mp.parent_process() is None or not sys.platform.startswith("linux"):
         return
-    import ctypes
-    import signal
-
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() == 1:  # the parent died before the call took effect
@@ -340,8 +338,6 @@ def _run_workers(path: str, profile: str, ws: Workspace, parent_id: str, todo: i
     workers = max(1, min(workers, todo))
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0
     if workers == 1:
-        import threading
-
         worker_loop(path, profile, ws, parent_id, mp.Value("i", todo), threading.Lock(), threads, progress)
         return
     ctx = mp.get_context("spawn")

@@ -13,13 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.augment.policy import describe
-from workbench.config.recipe import Recipe
+from workbench.captioners.fit import captioner_key
+from workbench.captioners.generate import CHUNK
+from workbench.captioners.spec import FinetuneSpec, captioner_spec, lineage, root_model
+from workbench.config.recipe import ModelConfig, Recipe
 from workbench.config.study import load_study
-from workbench.study import estimates
+from workbench.data.shards import read_manifest
+from workbench.evaluate.stage import eval_key
+from workbench.models.students import count_parameters, create_student
+from workbench.reinforce.plan import estimate, planned_inputs, registry_of, reinforce_key, zoo_of
+from workbench.reinforce.stage import progress_of
 from workbench.stages.cache import StageCache
+from workbench.study import estimates
+from workbench.study.pipeline import planned_train_key
 from workbench.study.trials import TrialSpec, expand_grid
+from workbench.teachers.fit import _scratch_recipe, required_datasets
+from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, teacher_spec
+from workbench.train.loop import CHECKPOINT
+from workbench.train.stage import required_inputs, train_key
 from workbench.workspace import Workspace
-
 
 STAGE_ORDER = ("data", "teacher", "captioner", "captions", "reinforce")
 
@@ -156,10 +168,6 @@ class Plan:
 
 
 def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Plan:
-    from workbench.evaluate.stage import eval_key
-    from workbench.study.pipeline import planned_train_key
-    from workbench.train.stage import required_inputs
-
     study = load_study(path, ws)
     profile = profile or study.profile
     specs = expand_grid(study, path, profile)
@@ -209,8 +217,6 @@ def _built(ws: Workspace, name: str) -> bool:
 
 def _checkpoint_step(partial: Path) -> int:
     """The step of a resumable checkpoint in a stage's partial folder (0: none)."""
-    from workbench.train.loop import CHECKPOINT
-
     if not (partial / CHECKPOINT).exists():
         return 0
     import torch
@@ -221,9 +227,6 @@ def _checkpoint_step(partial: Path) -> int:
 @functools.lru_cache(maxsize=None)
 def parameter_count(model: str) -> int:
     """A student model's parameters (builds the model once per process)."""
-    from workbench.config.recipe import ModelConfig
-    from workbench.models.students import count_parameters, create_student
-
     return count_parameters(create_student(ModelConfig(name=model)))["total"]
 
 
@@ -239,8 +242,6 @@ def _trial_seconds(recipe: Recipe) -> float:
 
 def _train_count(ws: Workspace, dataset: str) -> int:
     """Train split size: the manifest's once built, else the figure recorded for the source."""
-    from workbench.data.shards import read_manifest
-
     if _built(ws, dataset):
         return int(read_manifest(ws.dataset_dir(dataset))["splits"]["train"]["count"])
     return estimates.TRAIN_SPLIT_SAMPLES.get(dataset, 0)
@@ -249,16 +250,11 @@ def _train_count(ws: Workspace, dataset: str) -> int:
 def _sources(recipe: Recipe):
     """The zoo and captioner registry the reinforce stage reads for ``recipe`` (its own lookups: a
     ``data.holdout`` recipe's teachers and captioners are their holdout fits)."""
-    from workbench.reinforce.plan import registry_of, zoo_of
-
     config, holdout = recipe.reinforce, recipe.data.holdout
     return zoo_of(config, holdout), (registry_of(config, holdout) if config.captioners else None)
 
 
 def _reinforcements(recipes: list[Recipe], ws: Workspace) -> list[PlannedReinforcement]:
-    from workbench.reinforce.plan import estimate, reinforce_key
-    from workbench.reinforce.stage import progress_of
-
     distinct = {(tuple(r.data.train), r.reinforce.model_dump_json()): r for r in recipes if r.reinforce.teachers}
     seen: dict[str, PlannedReinforcement] = {}
     for recipe in distinct.values():  # a reinforcement depends on the training sets and reinforce section only
@@ -278,10 +274,6 @@ def _reinforcements(recipes: list[Recipe], ws: Workspace) -> list[PlannedReinfor
 
 def _needs(recipe: Recipe, ws: Workspace) -> set[str]:
     """Datasets a reinforcement of ``recipe`` reads: its train sets and its teachers' and captioners' data."""
-    from workbench.captioners.spec import captioner_spec, lineage
-    from workbench.teachers.fit import required_datasets
-    from workbench.teachers.zoo import teacher_spec
-
     config = recipe.reinforce
     zoo, registry = _sources(recipe)
     needed = set(recipe.data.train)
@@ -299,8 +291,6 @@ def _keyable(recipe: Recipe, ws: Workspace) -> bool:
 
 def _upstream(reinforcements: list[PlannedReinforcement], ws: Workspace, cache: StageCache) -> list[PlannedStage]:
     """Data builds, teacher fits, captioner fits and caption sets the reinforcements still to build need."""
-    from workbench.reinforce.plan import planned_inputs
-
     stages: dict[tuple[str, str], PlannedStage] = {}
     for reinforcement in reinforcements:
         if reinforcement.state == "hit":
@@ -318,9 +308,6 @@ def _upstream(reinforcements: list[PlannedReinforcement], ws: Workspace, cache: 
 
 
 def _teacher_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: StageCache) -> list[PlannedStage]:
-    from workbench.teachers.fit import _scratch_recipe
-    from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, teacher_spec
-
     zoo, _ = _sources(recipe)
     stages = []
     for name in recipe.reinforce.teachers:
@@ -339,8 +326,6 @@ def _teacher_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: 
         if key and cache.has("teacher", key):
             state, seconds = "hit", 0.0
         elif key and isinstance(spec, ScratchTeacherSpec):
-            from workbench.train.stage import train_key
-
             own = _scratch_recipe(name, spec)
             if step := _checkpoint_step(cache.partial_dir("train", train_key(own, ws))):
                 state, seconds = f"resume@{step}", seconds * (1 - step / own.train.steps)
@@ -350,10 +335,6 @@ def _teacher_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: 
 
 
 def _captioner_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: StageCache) -> list[PlannedStage]:
-    from workbench.captioners.fit import captioner_key
-    from workbench.captioners.generate import CHUNK
-    from workbench.captioners.spec import FinetuneSpec, captioner_spec, lineage, root_model
-
     config = recipe.reinforce
     if not config.captioners:
         return []
@@ -390,9 +371,6 @@ def _captioner_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache
 
 def _reinforce_seconds(reinforcement: PlannedReinforcement, ws: Workspace) -> float | None:
     """Every augmented image through every teacher; 0 for a hit, the share of shards left for a resume."""
-    from workbench.teachers.fit import _scratch_recipe
-    from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, teacher_spec
-
     if reinforcement.state == "hit":
         return 0.0
     config = reinforcement.recipe.reinforce

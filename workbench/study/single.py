@@ -9,6 +9,8 @@ import yaml
 from workbench.config.overrides import ConfigError, check_key
 from workbench.config.resolve import resolve_recipe
 from workbench.distributed import rank_and_world
+from workbench.evaluate.spec import load_suite
+from workbench.study.lineage import recipe_lineage, render
 from workbench.study.pipeline import distillation, run_trial_stages
 from workbench.study.prepare import prepare_inputs
 from workbench.train.stage import run_train_stage
@@ -43,8 +45,5 @@ def train_single(recipe_name: str, profile: str, sets: tuple[str, ...], ws: Work
 
 
 def _lineage(recipe, outcome) -> str:
-    from workbench.study.lineage import recipe_lineage, render
-    from workbench.evaluate.spec import load_suite
-
     result = json.loads((outcome.eval_dir / "eval.json").read_text())
     return render(recipe_lineage(recipe), load_suite(recipe.eval.suite), result)

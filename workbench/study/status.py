@@ -6,15 +6,14 @@ from collections import Counter
 from pathlib import Path
 
 from workbench.config.study import load_study
+from workbench.study.orchestrate import open_optuna_study, study_name
+from workbench.study.trials import expand_grid
 from workbench.workspace import Workspace
 
 
 def render_status(path: str | Path, ws: Workspace, profile: str | None = None, show_all: bool = False) -> str:
     """One line per trial. In a grid, trials of points the study file no longer has (an axis value
     edited away, a changed recipe) are counted, and listed only with ``show_all``."""
-    from workbench.study.orchestrate import open_optuna_study, study_name
-    from workbench.study.trials import expand_grid
-
     study = load_study(path)
     profile = profile or study.profile
     trials = open_optuna_study(study, profile, ws).get_trials(deepcopy=False)
