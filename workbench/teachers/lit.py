@@ -24,7 +24,7 @@ from workbench.augment.crop import apply_crop, sample_crop_params
 from workbench.data.arrays import load_training_arrays
 from workbench.study.cache import StageCache, stage_key
 from workbench.teachers.towers import EfficientNetLiteTower, MiniLMTower
-from workbench.teachers.zoo import LitTeacherSpec
+from workbench.teachers.kinds.lit import LitTeacherSpec
 from workbench.train.loss import clip_loss
 from workbench.workspace import Workspace
 
