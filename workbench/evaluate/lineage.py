@@ -126,18 +126,9 @@ def used_captioners(recipe: Recipe) -> list[str]:
 
 
 def teacher_lineage(name: str, spec) -> Lineage:
-    from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec
+    from workbench.teachers.kinds import kind_of
 
-    by = f"teacher {name}"
-    if isinstance(spec, LitTeacherSpec):
-        return Lineage([Trained(DataRef(dataset=d), by) for d in spec.data],
-                       [f"{by}: {spec.image_tower} (ImageNet) and {spec.text_tower} (sentence pairs), frozen"])
-    if isinstance(spec, ScratchTeacherSpec):
-        from workbench.teachers.fit import _scratch_recipe
-
-        return recipe_lineage(_scratch_recipe(name, spec), by)
-    return Lineage([], [f"{by}: open_clip {spec.model} weights {spec.pretrained!r} (their data is not "
-                        f"known here)"])
+    return kind_of(spec).lineage(name, spec, f"teacher {name}")
 
 
 def captioner_lineage(name: str, registry) -> Lineage:

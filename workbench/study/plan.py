@@ -316,32 +316,21 @@ def _upstream(reinforcements: list[PlannedReinforcement], ws: Workspace, cache: 
 
 
 def _teacher_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: StageCache) -> list[PlannedStage]:
-    from workbench.teachers.fit import _scratch_recipe
-    from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, teacher_spec
+    from workbench.teachers.kinds import kind_of
+    from workbench.teachers.zoo import teacher_spec
 
     zoo, _ = _sources(recipe)
     stages = []
     for name in recipe.reinforce.teachers:
         spec = teacher_spec(name, zoo)
         key = planned["teachers"][name] if planned else None
-        if isinstance(spec, LitTeacherSpec):
-            seconds = estimates.lit_fit_seconds(spec, sum(_train_count(ws, d) for d in spec.data))
-            what = f"LiT {spec.image_tower} @{spec.image_size}px on {'+'.join(spec.data)}"
-        elif isinstance(spec, ScratchTeacherSpec):
-            own = _scratch_recipe(name, spec)
-            seconds = _trial_seconds(own)
-            what = f"{own.model.name} from scratch, {own.train.steps} steps"
-        else:
-            seconds, what = None, f"open_clip {spec.model} ({spec.pretrained}): loaded and scored"
+        seconds, what = kind_of(spec).fit_estimate(name, spec, ws)
         state = "run"
         if key and cache.has("teacher", key):
             state, seconds = "hit", 0.0
-        elif key and isinstance(spec, ScratchTeacherSpec):
-            from workbench.study.pipeline import train_key
-
-            own = _scratch_recipe(name, spec)
-            if step := _checkpoint_step(cache.partial_dir("train", train_key(own, ws))):
-                state, seconds = f"resume@{step}", seconds * (1 - step / own.train.steps)
+        elif key and (resumable := kind_of(spec).resumable(name, spec, ws, cache)):
+            if step := _checkpoint_step(resumable[0]):
+                state, seconds = f"resume@{step}", seconds and seconds * (1 - step / resumable[1])
         stages.append(PlannedStage("teacher", name, state, seconds, f"{key or '(keyed once its data is built)'}: "
                                                                      f"{what}"))
     return stages
@@ -388,8 +377,8 @@ def _captioner_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache
 
 def _reinforce_seconds(reinforcement: PlannedReinforcement, ws: Workspace) -> float | None:
     """Every augmented image through every teacher; 0 for a hit, the share of shards left for a resume."""
-    from workbench.teachers.fit import _scratch_recipe
-    from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, teacher_spec
+    from workbench.teachers.kinds import kind_of
+    from workbench.teachers.zoo import teacher_spec
 
     if reinforcement.state == "hit":
         return 0.0
@@ -398,14 +387,7 @@ def _reinforce_seconds(reinforcement: PlannedReinforcement, ws: Workspace) -> fl
     rates: list[float | None] = []
     for name in config.teachers:
         spec = teacher_spec(name, zoo)
-        if isinstance(spec, LitTeacherSpec):
-            rates.append(estimates.lit_views_per_s(spec.image_tower, spec.image_size))
-        elif isinstance(spec, ScratchTeacherSpec):
-            model = _scratch_recipe(name, spec).model.name
-            rates.append(estimates.FORWARD_SPEEDUP
-                         * estimates.student_samples_per_s(model, 0, _count_if_needed(model)))
-        else:
-            rates.append(None)
+        rates.append(kind_of(spec).views_per_s(name, spec))
     images = sum(_train_count(ws, d) for d in reinforcement.recipe.data.train) * config.augmentations
     seconds = estimates.reinforce_seconds(images, rates)
     if seconds is not None and reinforcement.state.startswith("resume"):
