@@ -17,14 +17,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from workbench.captioners.spec import (FinetuneSpec, PretrainSpec, Registry, captioner_spec, dump_spec, lineage,
-                                       load_registry, root_model)
+from workbench.captioners.kinds import CaptionerEntry, kind_of
+from workbench.captioners.spec import Registry, captioner_spec, dump_spec, lineage, load_registry, root_model
 from workbench.config.overrides import ConfigError
-from workbench.study.cache import StageCache, stage_key
+from workbench.study.cache import StageCache
 from workbench.threads import FIT_THREADS, pinned_threads
 from workbench.workspace import Workspace
 
-CAPTIONER_VERSION = 1
 EXPERIMENT = "captioners"
 SAMPLES = 16
 """Held-out images captioned for a fit's sample figure."""
@@ -55,38 +54,30 @@ class FittedCaptioner:
 
 def captioner_key(name: str, registry: Registry, ws: Workspace) -> str:
     """Hash of the spec, the model config, the training data's fingerprints and (fine-tunes) the parent's key."""
-    from workbench.captioners.model import model_config
-    from workbench.study.pipeline import dataset_fingerprints
-
     spec = captioner_spec(name, registry)
-    inputs = dataset_fingerprints(ws, spec.datasets)
-    if isinstance(spec, FinetuneSpec):
-        inputs["parent"] = captioner_key(spec.parent, registry, ws)
-        config = spec.model_dump(mode="json", exclude={"parent"})
-    else:
-        config = {"spec": spec.model_dump(mode="json"), "model_config": model_config(spec.model)}
-    return stage_key("captioner", CAPTIONER_VERSION, config, inputs)
+    return kind_of(spec).key(name, spec, registry, ws)
 
 
-def _build(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
+def _build(name: str, key: str, spec: CaptionerEntry, registry: Registry, ws: Workspace, out: Path,
            log, progress: bool) -> None:
     with pinned_threads(FIT_THREADS):
         _fit(name, key, spec, registry, ws, out, log, progress)
 
 
-def _fit(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
+def _fit(name: str, key: str, spec: CaptionerEntry, registry: Registry, ws: Workspace, out: Path,
          log, progress: bool) -> None:
     from workbench.captioners.decode import Beam, TopP
     from workbench.captioners.figures import loss_curves, sample_page
-    from workbench.captioners.train import HeldOut, train_captioner
+    from workbench.captioners.train import HeldOut
 
     started = time.perf_counter()
     cache = StageCache(ws.cache_dir)
-    parent = (cache.path("captioner", captioner_key(spec.parent, registry, ws))
-              if isinstance(spec, FinetuneSpec) else None)
+    kind = kind_of(spec)
+    parent = (cache.path("captioner", captioner_key(kind.parent(spec), registry, ws))
+              if kind.parent(spec) else None)
     model_name = root_model(name, registry)
-    captioner, summary = train_captioner(name, key, spec, model_name, ws, out, cache.partial_dir("captioner", key),
-                                         parent, log, progress)
+    captioner, summary = kind.fit(name, key, spec, model_name, ws, out, cache.partial_dir("captioner", key),
+                                  parent, log, progress)
     (out / "spec.yaml").write_text(dump_spec(spec))
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines() if line.strip()]
     figures = out / "figures"
@@ -98,7 +89,7 @@ def _fit(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Regis
                 "top_p": captioner.caption(pixels, TopP(p=0.9), 2, torch.Generator().manual_seed(spec.seed))}
     sample_page(figures / "samples", np.asarray(held.images), held.captions, captions,
                 f"captioner {name}: held-out images of {', '.join(r.describe() for r in spec.refs)}")
-    info = {"name": name, "kind": spec.kind, "parent": getattr(spec, "parent", None),
+    info = {"name": name, "kind": spec.kind, "parent": kind.parent(spec),
             "parent_key": parent.name if parent else None, "model": model_name,
             "data": [ref.describe() for ref in spec.refs], "holdout": spec.holdout,
             "seconds": round(time.perf_counter() - started, 1), "fit": summary}
@@ -121,14 +112,14 @@ def fit_captioner(name: str, ws: Workspace, registry: Registry | None = None, pr
 
     registry = registry or load_registry()
     spec = captioner_spec(name, registry)
+    kind = kind_of(spec)
     if expect and spec.kind != expect:
-        command = "finetune" if spec.kind == "finetune" else "fit"
         raise ConfigError(f"captioner {name!r}", f"is a {spec.kind} captioner"
-                          + (f" (of {spec.parent!r})" if isinstance(spec, FinetuneSpec) else "")
-                          + f"; run `workbench captioner {command} {name}`")
+                          + (f" (of {kind.parent(spec)!r})" if kind.parent(spec) else "")
+                          + f"; run `workbench captioner {kind.command} {name}`")
     ensure_datasets(set(spec.datasets), ws.ensure(), progress)
-    if isinstance(spec, FinetuneSpec):
-        fit_captioner(spec.parent, ws, registry, progress)
+    if kind.parent(spec):
+        fit_captioner(kind.parent(spec), ws, registry, progress)
     key = captioner_key(name, registry, ws)
     cache = StageCache(ws.cache_dir)
     tracker = Tracker(ws)
@@ -183,7 +174,7 @@ def list_captioners(ws: Workspace, registry_path: Path | None = None) -> str:
                 state = "not fitted"
         except (FileNotFoundError, ConfigError):
             state = "not fitted (its data is not built)"
-        source = (f"pretrain {spec.model}" if isinstance(spec, PretrainSpec) else f"finetune of {spec.parent}")
+        source = kind_of(spec).describe(spec)
         lines.append(f"{name:16} {state:52} {source} on {' + '.join(r.describe() for r in spec.refs)} "
                      f"({spec.fit.steps} steps, lr {spec.fit.lr:g})")
     return "\n".join(lines)
@@ -191,13 +182,11 @@ def list_captioners(ws: Workspace, registry_path: Path | None = None) -> str:
 
 def load_captioner(name: str, ws: Workspace, registry: Registry | None = None):
     """A fitted captioner from the stage cache; an unfitted one is an error that says how to fit it."""
-    from workbench.captioners.model import load_captioner_from
-
     registry = registry or load_registry()
     spec = captioner_spec(name, registry)
     key = captioner_key(name, registry, ws)
     path = StageCache(ws.cache_dir).path("captioner", key)
     if not path.is_dir():
-        command = "finetune" if isinstance(spec, FinetuneSpec) else "fit"
-        raise ConfigError(f"captioner {name!r}", f"not fitted yet; run `workbench captioner {command} {name}`")
-    return load_captioner_from(path, name, key)
+        raise ConfigError(f"captioner {name!r}", f"not fitted yet; run `workbench captioner "
+                                                 f"{kind_of(spec).command} {name}`")
+    return kind_of(spec).load(path, name, key)
