@@ -339,7 +339,8 @@ def _teacher_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: 
 def _captioner_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: StageCache) -> list[PlannedStage]:
     from workbench.captioners.fit import captioner_key
     from workbench.captioners.generate import CHUNK
-    from workbench.captioners.spec import FinetuneSpec, captioner_spec, lineage, root_model
+    from workbench.captioners.kinds import kind_of
+    from workbench.captioners.spec import captioner_spec, lineage, root_model
 
     config = recipe.reinforce
     if not config.captioners:
@@ -356,7 +357,7 @@ def _captioner_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache
                 state, seconds = "hit", 0.0
             elif key and (step := _checkpoint_step(cache.partial_dir("captioner", key))):
                 state, seconds = f"resume@{step}", seconds and seconds * (1 - step / spec.fit.steps)
-            kind = f"fine-tune of {spec.parent}" if isinstance(spec, FinetuneSpec) else "pretrain"
+            kind = kind_of(spec).stage_label(spec)
             stages.append(PlannedStage("captioner", member, state, seconds,
                                        f"{key or '(keyed once its data is built)'}: {kind}, {spec.fit.steps} steps "
                                        f"at batch {spec.fit.batch_size}"))
