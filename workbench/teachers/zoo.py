@@ -27,7 +27,7 @@ from workbench.teachers.kinds import BASE_SETS, entry_classes, kind_of, kinds
 # stay importable from here.
 from workbench.teachers.kinds.lit import LitFit, LitTeacherSpec
 from workbench.teachers.kinds.scratch import ScratchTeacherSpec
-from workbench.teachers.kinds.openclip import OpenClipTeacherSpec  # noqa: E402  (after scratch, on purpose)
+from workbench.teachers.kinds.openclip import OpenClipTeacherSpec
 
 __all__ = ["BASE_SETS", "DEFAULT_ZOO", "INLINE_OPENCLIP", "LitFit", "LitTeacherSpec", "OpenClipTeacherSpec",
            "ScratchTeacherSpec", "Zoo", "dump_spec", "load_zoo", "parse_inline", "teacher_spec"]
