@@ -7,7 +7,7 @@ import pytest
 
 import workbench.captioners.kinds as captioner_kinds
 import workbench.study.pipeline as pipeline
-from workbench.captioners.fit import captioner_key, list_captioners
+from workbench.captioners.fit import captioner_key, fit_captioner, list_captioners
 from workbench.captioners.kinds import (CaptionerEntry, CaptionerFit, KindError, PretrainKind, kind_of, kinds,
                                         register_kind)
 from workbench.captioners.spec import Registry, lineage, load_registry, root_model
@@ -91,6 +91,8 @@ def test_a_kind_registered_from_outside_validates_keys_and_lists(shapes_ws, tmp_
     assert captioner_key("base", registry.for_holdout(True), None) != base
     listing = list_captioners(shapes_ws, path).splitlines()
     assert "frozen micro-coca-xs on shapes" in listing[0] and "finetune of base on shapes" in listing[1]
+    with pytest.raises(ConfigError, match="is a frozen captioner; run `workbench captioner fit base`"):
+        fit_captioner("base", shapes_ws, registry, progress=False, expect="finetune")  # `fit` builds it
 
     monkeypatch.undo()
     assert "frozen" not in kinds()

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from workbench.captioners.kinds import CaptionerEntry, kind_of
+from workbench.captioners.kinds import CaptionerEntry, kind_of, kinds
 from workbench.captioners.spec import Registry, captioner_spec, dump_spec, lineage, load_registry, root_model
 from workbench.config.overrides import ConfigError
 from workbench.study.cache import StageCache
@@ -105,7 +105,7 @@ def fit_captioner(name: str, ws: Workspace, registry: Registry | None = None, pr
     """Fit ``name`` (its ancestors first) or find it in the cache, with an MLflow run in ``captioners``.
 
     ``expect`` names the kind the caller asked for (the CLI's ``fit`` pretrains, ``finetune``
-    continues): a mismatch is an error that names the right command.
+    continues): a captioner another command builds is an error that names the right command.
     """
     from workbench.study.prepare import ensure_datasets
     from workbench.tracking.mlflow_store import TAG_PREFIX, RunReporter, Tracker, flatten
@@ -113,7 +113,7 @@ def fit_captioner(name: str, ws: Workspace, registry: Registry | None = None, pr
     registry = registry or load_registry()
     spec = captioner_spec(name, registry)
     kind = kind_of(spec)
-    if expect and spec.kind != expect:
+    if expect and kind.command != kinds()[expect].command:
         raise ConfigError(f"captioner {name!r}", f"is a {spec.kind} captioner"
                           + (f" (of {kind.parent(spec)!r})" if kind.parent(spec) else "")
                           + f"; run `workbench captioner {kind.command} {name}`")
