@@ -365,7 +365,8 @@ def reinforce_command(ws: Workspace, recipe: str, profile: str, sets: tuple[str,
 @click.pass_obj
 def evaluate(ws: Workspace, checkpoint: Path, suite: str | None) -> None:
     """Run the eval suite on a trained student (a model.pt from the stage cache)."""
-    from workbench.study.lineage import checkpoint_lineage, render
+    from workbench.evaluate.lineage import render
+    from workbench.study.lineage import checkpoint_lineage
     from workbench.evaluate.spec import load_suite
     from workbench.evaluate.suite import run_suite
     from workbench.models.students import load_trained

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import workbench.captioners.fit as captioner_fit
+import workbench.data.build as data_build
 import workbench.captioners.generate as generate
 from workbench.captioners.decode import TopP
 from workbench.captioners.fit import captioner_key, fit_captioner
@@ -22,7 +23,7 @@ from workbench.threads import FIT_THREADS, resolve_threads
 
 def test_shipped_captioners_keep_their_keys_and_holdout_gets_others(tmp_path, monkeypatch):
     """Pinned: the keys before filters and holdout existed, for the captioners whose data did not change."""
-    monkeypatch.setattr(captioner_fit, "dataset_fingerprints", lambda ws, names: {n: f"fp-{n}" for n in names})
+    monkeypatch.setattr(data_build, "dataset_fingerprints", lambda ws, names: {n: f"fp-{n}" for n in names})
     plain, held = load_registry(), load_registry(holdout=True)
     pinned = {"clipart-web": "e236c402de96bfc5", "emoji": "f495400929466af3"}
     assert {name: captioner_key(name, plain, None) for name in pinned} == pinned

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workbench.data.shards import write_dataset
-from workbench.evaluate import clear_cache
+from workbench.evaluate.data import clear_cache
 from workbench.workspace import Workspace
 
 from .fakes import toy_samples

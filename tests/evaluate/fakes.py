@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from workbench.data.shards import Sample
-from workbench.evaluate import Suite
+from workbench.evaluate.spec import Suite
 
 CLASSES = ["cat", "dog", "owl"]
 N_CAPTIONS = 120

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.evaluate import recall_at_k, score_retrieval
+from workbench.evaluate.retrieval import recall_at_k, score_retrieval
 
 
 def _reference(queries: np.ndarray, keys: np.ndarray, ks) -> dict[int, float]:

@@ -1,6 +1,6 @@
 import pytest
 
-from workbench.evaluate import DEFAULT_SUITE, RetrievalTask, Suite, ZeroShotTask, load_suite
+from workbench.evaluate.spec import DEFAULT_SUITE, RetrievalTask, Suite, ZeroShotTask, load_suite
 
 
 def test_default_suite_loads_and_headlines_refer_to_its_tasks():

@@ -7,7 +7,9 @@ import torch
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
 from workbench.data.shards import write_dataset
-from workbench.evaluate import DatasetMissingError, Suite, run_suite
+from workbench.evaluate.data import DatasetMissingError
+from workbench.evaluate.spec import Suite
+from workbench.evaluate.suite import run_suite
 from workbench.evaluate.data import prepare_task
 from workbench.models.encoder import OpenClipEncoder
 

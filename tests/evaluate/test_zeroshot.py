@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.evaluate import class_embeddings, score_zeroshot
+from workbench.evaluate.zeroshot import class_embeddings, score_zeroshot
 
 
 def test_balanced_accuracy_on_an_imbalanced_toy_matches_hand_computation():

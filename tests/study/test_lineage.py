@@ -5,9 +5,9 @@ import pytest
 from workbench.config.resolve import resolve_recipe
 from workbench.data.shards import write_dataset
 from workbench.evaluate.data import prepare_task
-from workbench.study.lineage import (TRANSFER, checkpoint_lineage, overlaps, recipe_lineage, render,
-                                       transfer_scores)
-from workbench.evaluate.spec import DataRef, Suite, load_suite
+from workbench.evaluate.lineage import overlaps, render, transfer_scores
+from workbench.evaluate.spec import TRANSFER, DataRef, Suite, load_suite
+from workbench.study.lineage import checkpoint_lineage, recipe_lineage
 
 EMOJI_TASKS = {"zs_emoji_category", "ret_emoji"}
 

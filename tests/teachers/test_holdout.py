@@ -5,9 +5,11 @@ import os
 import pytest
 import torch
 
+import workbench.data.build as data_build
 import workbench.teachers.fit as teacher_fit
 from workbench.data.arrays import load_split_arrays
-from workbench.teachers.fit import _scratch_recipe, teacher_key
+from workbench.teachers.fit import teacher_key
+from workbench.teachers.kinds.scratch import scratch_recipe
 from workbench.teachers.lit import load_pairs
 from workbench.teachers.zoo import LitTeacherSpec, OpenClipTeacherSpec, ScratchTeacherSpec, load_zoo
 from workbench.threads import FIT_THREADS, resolve_threads
@@ -24,7 +26,7 @@ def test_a_non_holdout_key_is_the_one_fits_were_cached_under(shapes_ws, tmp_path
 
     monkeypatch.chdir(tmp_path)  # the spec names its suite by a relative path: part of the key
     (tmp_path / "suite.yaml").write_text(SHAPES_SUITE)
-    monkeypatch.setattr(teacher_fit, "dataset_fingerprints", lambda ws, names: {n: f"fp-{n}" for n in names})
+    monkeypatch.setattr(data_build, "dataset_fingerprints", lambda ws, names: {n: f"fp-{n}" for n in names})
     assert teacher_key("x", tiny_spec("suite.yaml"), shapes_ws) == "83e69152e655d4e5"
     assert teacher_key("x", tiny_spec("suite.yaml", holdout=True), shapes_ws) != "83e69152e655d4e5"
 
@@ -56,7 +58,7 @@ def test_a_holdout_scratch_teacher_trains_with_data_holdout(shapes_ws, shapes_su
     spec = ScratchTeacherSpec(kind="scratch", profile="smoke",
                               set={"data.train": ["shapes"], "eval.suite": shapes_suite, "train.steps": 6})
     held = spec.model_copy(update={"holdout": True})
-    assert not _scratch_recipe("s", spec).data.holdout and _scratch_recipe("s", held).data.holdout
+    assert not scratch_recipe("s", spec).data.holdout and scratch_recipe("s", held).data.holdout
     assert teacher_key("s", spec, shapes_ws) != teacher_key("s", held, shapes_ws)
 
 

@@ -19,20 +19,17 @@ import torch
 
 from workbench.captioners.decode import Beam, TopP
 from workbench.captioners.figures import loss_curves, sample_page
-from workbench.captioners.model import load_captioner_from, model_config
-from workbench.captioners.spec import (FinetuneSpec, PretrainSpec, Registry, captioner_spec, dump_spec, lineage,
-                                       load_registry, root_model)
-from workbench.captioners.train import HeldOut, train_captioner
+from workbench.captioners.kinds import CAPTIONER, CaptionerEntry, kind_of, kinds
+from workbench.captioners.spec import Registry, captioner_spec, dump_spec, lineage, load_registry, root_model
+from workbench.captioners.train import HeldOut
 from workbench.config.overrides import ConfigError
-from workbench.data.build import dataset_fingerprints, ensure_datasets
+from workbench.data.build import ensure_datasets
 from workbench.stages.cache import StageCache, StageResult
-from workbench.stages.registry import register_stage
 from workbench.stages.runner import TrackedRun, run_tracked
 from workbench.threads import FIT_THREADS, pinned_threads
 from workbench.tracking.mlflow_store import TAG_PREFIX
 from workbench.workspace import Workspace
 
-CAPTIONER = register_stage("captioner", version=1)
 EXPERIMENT = "captioners"
 SAMPLES = 16
 """Held-out images captioned for a fit's sample figure."""
@@ -64,30 +61,25 @@ class FittedCaptioner:
 def captioner_key(name: str, registry: Registry, ws: Workspace) -> str:
     """Hash of the spec, the model config, the training data's fingerprints and (fine-tunes) the parent's key."""
     spec = captioner_spec(name, registry)
-    inputs = dataset_fingerprints(ws, spec.datasets)
-    if isinstance(spec, FinetuneSpec):
-        inputs["parent"] = captioner_key(spec.parent, registry, ws)
-        config = spec.model_dump(mode="json", exclude={"parent"})
-    else:
-        config = {"spec": spec.model_dump(mode="json"), "model_config": model_config(spec.model)}
-    return CAPTIONER.key(config, inputs)
+    return kind_of(spec).key(name, spec, registry, ws)
 
 
-def _build(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
+def _build(name: str, key: str, spec: CaptionerEntry, registry: Registry, ws: Workspace, out: Path,
            log, progress: bool) -> None:
     with pinned_threads(FIT_THREADS):
         _fit(name, key, spec, registry, ws, out, log, progress)
 
 
-def _fit(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Registry, ws: Workspace, out: Path,
+def _fit(name: str, key: str, spec: CaptionerEntry, registry: Registry, ws: Workspace, out: Path,
          log, progress: bool) -> None:
     started = time.perf_counter()
     cache = StageCache(ws.cache_dir)
-    parent = (cache.path(CAPTIONER.name, captioner_key(spec.parent, registry, ws))
-              if isinstance(spec, FinetuneSpec) else None)
+    kind = kind_of(spec)
+    parent = (cache.path(CAPTIONER.name, captioner_key(kind.parent(spec), registry, ws))
+              if kind.parent(spec) else None)
     model_name = root_model(name, registry)
-    captioner, summary = train_captioner(name, key, spec, model_name, ws, out, cache.partial_dir(CAPTIONER.name, key),
-                                         parent, log, progress)
+    captioner, summary = kind.fit(name, key, spec, model_name, ws, out, cache.partial_dir(CAPTIONER.name, key),
+                                  parent, log, progress)
     (out / "spec.yaml").write_text(dump_spec(spec))
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines() if line.strip()]
     figures = out / "figures"
@@ -99,7 +91,7 @@ def _fit(name: str, key: str, spec: PretrainSpec | FinetuneSpec, registry: Regis
                 "top_p": captioner.caption(pixels, TopP(p=0.9), 2, torch.Generator().manual_seed(spec.seed))}
     sample_page(figures / "samples", np.asarray(held.images), held.captions, captions,
                 f"captioner {name}: held-out images of {', '.join(r.describe() for r in spec.refs)}")
-    info = {"name": name, "kind": spec.kind, "parent": getattr(spec, "parent", None),
+    info = {"name": name, "kind": spec.kind, "parent": kind.parent(spec),
             "parent_key": parent.name if parent else None, "model": model_name,
             "data": [ref.describe() for ref in spec.refs], "holdout": spec.holdout,
             "seconds": round(time.perf_counter() - started, 1), "fit": summary}
@@ -115,18 +107,18 @@ def fit_captioner(name: str, ws: Workspace, registry: Registry | None = None, pr
     """Fit ``name`` (its ancestors first) or find it in the cache, with an MLflow run in ``captioners``.
 
     ``expect`` names the kind the caller asked for (the CLI's ``fit`` pretrains, ``finetune``
-    continues): a mismatch is an error that names the right command.
+    continues): a captioner another command builds is an error that names the right command.
     """
     registry = registry or load_registry()
     spec = captioner_spec(name, registry)
-    if expect and spec.kind != expect:
-        command = "finetune" if spec.kind == "finetune" else "fit"
+    kind = kind_of(spec)
+    if expect and kind.command != kinds()[expect].command:
         raise ConfigError(f"captioner {name!r}", f"is a {spec.kind} captioner"
-                          + (f" (of {spec.parent!r})" if isinstance(spec, FinetuneSpec) else "")
-                          + f"; run `workbench captioner {command} {name}`")
+                          + (f" (of {kind.parent(spec)!r})" if kind.parent(spec) else "")
+                          + f"; run `workbench captioner {kind.command} {name}`")
     ensure_datasets(set(spec.datasets), ws.ensure(), progress)
-    if isinstance(spec, FinetuneSpec):
-        fit_captioner(spec.parent, ws, registry, progress)
+    if kind.parent(spec):
+        fit_captioner(kind.parent(spec), ws, registry, progress)
     key = captioner_key(name, registry, ws)
 
     def build(out: Path, run: TrackedRun) -> None:
@@ -176,7 +168,7 @@ def list_captioners(ws: Workspace, registry_path: Path | None = None) -> str:
                 state = "not fitted"
         except (FileNotFoundError, ConfigError):
             state = "not fitted (its data is not built)"
-        source = (f"pretrain {spec.model}" if isinstance(spec, PretrainSpec) else f"finetune of {spec.parent}")
+        source = kind_of(spec).describe(spec)
         lines.append(f"{name:16} {state:52} {source} on {' + '.join(r.describe() for r in spec.refs)} "
                      f"({spec.fit.steps} steps, lr {spec.fit.lr:g})")
     return "\n".join(lines)
@@ -189,6 +181,6 @@ def load_captioner(name: str, ws: Workspace, registry: Registry | None = None):
     key = captioner_key(name, registry, ws)
     path = StageCache(ws.cache_dir).path(CAPTIONER.name, key)
     if not path.is_dir():
-        command = "finetune" if isinstance(spec, FinetuneSpec) else "fit"
-        raise ConfigError(f"captioner {name!r}", f"not fitted yet; run `workbench captioner {command} {name}`")
-    return load_captioner_from(path, name, key)
+        raise ConfigError(f"captioner {name!r}", f"not fitted yet; run `workbench captioner "
+                                                 f"{kind_of(spec).command} {name}`")
+    return kind_of(spec).load(path, name, key)

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from open_clip.loss import CoCaLoss
 
+from workbench.captioners.kinds import CaptionerEntry
 from workbench.captioners.model import (Captioner, context_length, count_parameters, create_coca, load_grown, mean_std,
                                         save_captioner)
-from workbench.captioners.spec import FinetuneSpec, PretrainSpec
 from workbench.captioners.vocab import PAD, Vocabulary
 from workbench.data.arrays import SplitArrays, load_split_arrays, load_training_arrays
 from workbench.evaluate.spec import DataRef
@@ -120,7 +120,7 @@ def held_out_losses(captioner: Captioner, held: HeldOut, loss: CoCaLoss, batch_s
     return {f"eval/{k}_loss": v / max(1, batches) for k, v in sums.items()}
 
 
-def initial_model(spec: PretrainSpec | FinetuneSpec, model_name: str, ws: Workspace,
+def initial_model(spec: CaptionerEntry, model_name: str, ws: Workspace,
                   parent: Path | None) -> tuple[torch.nn.Module, Vocabulary, int]:
     """A fresh CoCa with the vocabulary of ``spec.data`` (pretrain), or the parent's weights with its
     vocabulary extended by the fine-tune set's new tokens. Returns the number of new tokens too."""
@@ -135,7 +135,7 @@ def initial_model(spec: PretrainSpec | FinetuneSpec, model_name: str, ws: Worksp
     return model, vocab, len(vocab) - len(base)
 
 
-def train_captioner(name: str, key: str, spec: PretrainSpec | FinetuneSpec, model_name: str, ws: Workspace,
+def train_captioner(name: str, key: str, spec: CaptionerEntry, model_name: str, ws: Workspace,
                     out: Path, partial: Path, parent: Path | None, log: Log, progress: bool) -> tuple[Captioner, dict]:
     """Fit one captioner into ``out`` (model.pt, vocab.json, history.jsonl); returns it and a summary."""
     fit = spec.fit

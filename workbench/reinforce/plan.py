@@ -18,6 +18,7 @@ from workbench.data.shards import read_manifest, split_shards
 from workbench.stages.cache import StageCache
 from workbench.stages.registry import register_stage
 from workbench.teachers.fit import teacher_key
+from workbench.teachers.kinds import TEACHER, kind_of
 from workbench.teachers.zoo import Zoo, load_zoo, teacher_spec
 from workbench.workspace import Workspace
 
@@ -84,21 +85,11 @@ def reinforce_key(recipe: Recipe, ws: Workspace, planned: dict | None = None) ->
 
 def teacher_dim(name: str, config: ReinforceConfig, ws: Workspace) -> int:
     """A teacher's embedding width: from its fit if fitted, else from its spec or model config."""
-    import open_clip
-
-    from workbench.models.students import register_micro_configs
-    from workbench.teachers.fit import _scratch_recipe
-    from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec
-
     spec = teacher_spec(name, zoo_of(config))
-    info = StageCache(ws.cache_dir).path("teacher", teacher_key(name, spec, ws)) / "teacher.json"
+    info = StageCache(ws.cache_dir).path(TEACHER.name, teacher_key(name, spec, ws)) / "teacher.json"
     if info.exists():
         return int(json.loads(info.read_text())["embed_dim"])
-    if isinstance(spec, LitTeacherSpec):
-        return spec.embed_dim
-    register_micro_configs()
-    model = _scratch_recipe(name, spec).model.name if isinstance(spec, ScratchTeacherSpec) else spec.model
-    return int(open_clip.get_model_config(model)["embed_dim"])
+    return kind_of(spec).embed_dim(name, spec)
 
 
 TYPICAL_CAPTION_BYTES = 40

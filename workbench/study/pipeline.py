@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.config.recipe import Recipe
-from workbench.study.lineage import recipe_lineage, transfer_scores
+from workbench.evaluate.lineage import transfer_scores
+from workbench.study.lineage import recipe_lineage
 from workbench.evaluate.spec import load_suite
 from workbench.evaluate.stage import run_eval_stage
 from workbench.reinforce.plan import reinforce_key

@@ -3,34 +3,33 @@
 Stages, in the order a run meets them: data builds, teacher fits, captioner pretrains and fine-tunes,
 caption generation, reinforcements (each only where a reinforcement has to be built), then every
 trial's training and eval. States and keys come from the functions the stages themselves use; times
-from the figures in ``workbench.study.estimates`` (measured on a 2-core CPU).
+from the figures in ``workbench.estimates`` (measured on a 2-core CPU).
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench import estimates
 from workbench.augment.policy import describe
 from workbench.captioners.fit import captioner_key
 from workbench.captioners.generate import CHUNK
-from workbench.captioners.spec import FinetuneSpec, captioner_spec, lineage, root_model
-from workbench.config.recipe import ModelConfig, Recipe
+from workbench.captioners.kinds import kind_of as captioner_kind
+from workbench.captioners.spec import captioner_spec, lineage, root_model
+from workbench.config.recipe import Recipe
 from workbench.config.study import load_study
-from workbench.data.shards import read_manifest
 from workbench.evaluate.stage import eval_key
-from workbench.models.students import count_parameters, create_student
 from workbench.reinforce.plan import estimate, planned_inputs, registry_of, reinforce_key, zoo_of
 from workbench.reinforce.stage import progress_of
 from workbench.stages.cache import StageCache
-from workbench.study import estimates
 from workbench.study.pipeline import planned_train_key
 from workbench.study.trials import TrialSpec, expand_grid
-from workbench.teachers.fit import _scratch_recipe, required_datasets
-from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, teacher_spec
+from workbench.teachers.fit import required_datasets
+from workbench.teachers.kinds import kind_of as teacher_kind
+from workbench.teachers.zoo import teacher_spec
 from workbench.train.loop import CHECKPOINT
-from workbench.train.stage import required_inputs, train_key
+from workbench.train.stage import required_inputs
 from workbench.workspace import Workspace
 
 STAGE_ORDER = ("data", "teacher", "captioner", "captions", "reinforce")
@@ -95,7 +94,7 @@ class Plan:
 
     def stored_bytes(self) -> int:
         """Checkpoints to write: weights (fp32) once for the model, three times while training (AdamW)."""
-        return sum(parameter_count(t.spec.recipe.model.name) * 4 * 4 for t in self.trials if t.train != "hit")
+        return sum(estimates.parameter_count(t.spec.recipe.model.name) * 4 * 4 for t in self.trials if t.train != "hit")
 
     @property
     def trial_seconds(self) -> float | None:
@@ -147,7 +146,7 @@ class Plan:
             rows.append(("train+eval", f"{self.search_trials} search trials", "run",
                          estimates.duration(self.trial_seconds), f"~{each} each"))
         else:
-            evals = [0.0 if t.eval == "hit" else estimates.evaluation_seconds(_count_if_needed(t.spec.recipe.model.name))
+            evals = [0.0 if t.eval == "hit" else estimates.evaluation_seconds(estimates.count_if_needed(t.spec.recipe.model.name))
                      for t in self.trials]
             trains = [(t.seconds or 0.0) - e for t, e in zip(self.trials, evals)]
             for stage, states, seconds in (("train", [t.train for t in self.trials], trains),
@@ -177,7 +176,7 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
     cache = StageCache(ws.cache_dir)
     planned = []
     for spec in ([] if study.search else specs):
-        seconds = _trial_seconds(spec.recipe)
+        seconds = estimates.trial_seconds(spec.recipe)
         if set(spec.recipe.data.train) & set(missing):
             planned.append(PlannedTrial(spec, "needs data", "run", seconds))
             continue
@@ -186,7 +185,7 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
             state, seconds = "hit", 0.0
             evaluated = "hit" if cache.has("eval", eval_key(spec.recipe, key)) else "run"
             if evaluated == "run":
-                seconds = estimates.evaluation_seconds(_count_if_needed(spec.recipe.model.name))
+                seconds = estimates.evaluation_seconds(estimates.count_if_needed(spec.recipe.model.name))
         else:
             step = _checkpoint_step(cache.partial_dir("train", key))
             state, evaluated = (f"resume@{step}", "run") if step else ("run", "run")
@@ -196,7 +195,7 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
     threads = {spec.recipe.train.threads for spec in specs}
     plan.parallel = min(estimates.parallel_trials(t) for t in threads) if threads else 1
     if study.search:
-        plan.search_trial_seconds = sum(_trial_seconds(s.recipe) for s in specs) / len(specs)
+        plan.search_trial_seconds = sum(estimates.trial_seconds(s.recipe) for s in specs) / len(specs)
         plan.notes.append("search trials' points are chosen by the sampler as the study runs")
     recipes = [s.recipe for s in specs]
     plan.reinforcements = _reinforcements(recipes, ws)
@@ -222,29 +221,6 @@ def _checkpoint_step(partial: Path) -> int:
     import torch
 
     return int(torch.load(partial / CHECKPOINT, map_location="cpu", weights_only=False)["step"])
-
-
-@functools.lru_cache(maxsize=None)
-def parameter_count(model: str) -> int:
-    """A student model's parameters (builds the model once per process)."""
-    return count_parameters(create_student(ModelConfig(name=model)))["total"]
-
-
-def _count_if_needed(model: str) -> int | None:
-    """The parameter count where an estimate scales by it: models without a recorded throughput."""
-    return None if model in estimates.STUDENT_SAMPLES_PER_CORE_S else parameter_count(model)
-
-
-def _trial_seconds(recipe: Recipe) -> float:
-    count = _count_if_needed(recipe.model.name)
-    return estimates.training_seconds(recipe, count) + estimates.evaluation_seconds(count)
-
-
-def _train_count(ws: Workspace, dataset: str) -> int:
-    """Train split size: the manifest's once built, else the figure recorded for the source."""
-    if _built(ws, dataset):
-        return int(read_manifest(ws.dataset_dir(dataset))["splits"]["train"]["count"])
-    return estimates.TRAIN_SPLIT_SAMPLES.get(dataset, 0)
 
 
 def _sources(recipe: Recipe):
@@ -313,22 +289,13 @@ def _teacher_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache: 
     for name in recipe.reinforce.teachers:
         spec = teacher_spec(name, zoo)
         key = planned["teachers"][name] if planned else None
-        if isinstance(spec, LitTeacherSpec):
-            seconds = estimates.lit_fit_seconds(spec, sum(_train_count(ws, d) for d in spec.data))
-            what = f"LiT {spec.image_tower} @{spec.image_size}px on {'+'.join(spec.data)}"
-        elif isinstance(spec, ScratchTeacherSpec):
-            own = _scratch_recipe(name, spec)
-            seconds = _trial_seconds(own)
-            what = f"{own.model.name} from scratch, {own.train.steps} steps"
-        else:
-            seconds, what = None, f"open_clip {spec.model} ({spec.pretrained}): loaded and scored"
+        seconds, what = teacher_kind(spec).fit_estimate(name, spec, ws)
         state = "run"
         if key and cache.has("teacher", key):
             state, seconds = "hit", 0.0
-        elif key and isinstance(spec, ScratchTeacherSpec):
-            own = _scratch_recipe(name, spec)
-            if step := _checkpoint_step(cache.partial_dir("train", train_key(own, ws))):
-                state, seconds = f"resume@{step}", seconds * (1 - step / own.train.steps)
+        elif key and (resumable := teacher_kind(spec).resumable(name, spec, ws, cache)):
+            if step := _checkpoint_step(resumable[0]):
+                state, seconds = f"resume@{step}", seconds and seconds * (1 - step / resumable[1])
         stages.append(PlannedStage("teacher", name, state, seconds, f"{key or '(keyed once its data is built)'}: "
                                                                      f"{what}"))
     return stages
@@ -350,12 +317,12 @@ def _captioner_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache
                 state, seconds = "hit", 0.0
             elif key and (step := _checkpoint_step(cache.partial_dir("captioner", key))):
                 state, seconds = f"resume@{step}", seconds and seconds * (1 - step / spec.fit.steps)
-            kind = f"fine-tune of {spec.parent}" if isinstance(spec, FinetuneSpec) else "pretrain"
+            kind = captioner_kind(spec).stage_label(spec)
             stages.append(PlannedStage("captioner", member, state, seconds,
                                        f"{key or '(keyed once its data is built)'}: {kind}, {spec.fit.steps} steps "
                                        f"at batch {spec.fit.batch_size}"))
         for dataset in recipe.data.train:
-            images = _train_count(ws, dataset)
+            images = estimates.train_count(ws, dataset)
             key = planned["captions"][name][dataset] if planned else None
             seconds, state = estimates.caption_seconds(images, config.captions), "run"
             if key and cache.has("captions", key):
@@ -378,15 +345,8 @@ def _reinforce_seconds(reinforcement: PlannedReinforcement, ws: Workspace) -> fl
     rates: list[float | None] = []
     for name in config.teachers:
         spec = teacher_spec(name, zoo)
-        if isinstance(spec, LitTeacherSpec):
-            rates.append(estimates.lit_views_per_s(spec.image_tower, spec.image_size))
-        elif isinstance(spec, ScratchTeacherSpec):
-            model = _scratch_recipe(name, spec).model.name
-            rates.append(estimates.FORWARD_SPEEDUP
-                         * estimates.student_samples_per_s(model, 0, _count_if_needed(model)))
-        else:
-            rates.append(None)
-    images = sum(_train_count(ws, d) for d in reinforcement.recipe.data.train) * config.augmentations
+        rates.append(teacher_kind(spec).views_per_s(name, spec))
+    images = sum(estimates.train_count(ws, d) for d in reinforcement.recipe.data.train) * config.augmentations
     seconds = estimates.reinforce_seconds(images, rates)
     if seconds is not None and reinforcement.state.startswith("resume"):
         done, total = map(int, reinforcement.state.split()[1].split("/"))

@@ -10,7 +10,8 @@ from workbench.config.overrides import ConfigError, check_key
 from workbench.config.resolve import resolve_recipe
 from workbench.distributed import rank_and_world
 from workbench.evaluate.spec import load_suite
-from workbench.study.lineage import recipe_lineage, render
+from workbench.evaluate.lineage import render
+from workbench.study.lineage import recipe_lineage
 from workbench.study.pipeline import distillation, run_trial_stages
 from workbench.study.prepare import prepare_inputs
 from workbench.train.stage import run_train_stage

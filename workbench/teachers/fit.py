@@ -8,7 +8,6 @@ logit scale, resolution) and its eval results — so reinforcement only ever cal
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,22 +16,17 @@ from typing import Sequence
 import torch
 
 from workbench.config.overrides import ConfigError
-from workbench.config.resolve import resolve_recipe
-from workbench.data.build import dataset_fingerprints, ensure_datasets
-from workbench.evaluate.spec import load_suite, suite_key
+from workbench.data.build import ensure_datasets
+from workbench.evaluate.spec import load_suite
 from workbench.evaluate.suite import run_suite
 from workbench.models.encoder import ImageTextEncoder
-from workbench.models.students import load_trained
 from workbench.stages.cache import StageCache, StageResult
-from workbench.stages.registry import register_stage
 from workbench.stages.runner import TrackedRun, run_tracked
+from workbench.teachers.kinds import TEACHER, kind_of
+from workbench.teachers.zoo import Zoo, dump_spec, load_zoo, teacher_spec
 from workbench.threads import FIT_THREADS, pinned_threads
-from workbench.teachers.zoo import LitTeacherSpec, ScratchTeacherSpec, Zoo, dump_spec, load_zoo, teacher_spec
 from workbench.tracking.mlflow_store import TAG_PREFIX
-from workbench.train.stage import required_inputs, run_train_stage, train_key
 from workbench.workspace import Workspace
-
-TEACHER = register_stage("teacher", version=1)
 EXPERIMENT = "teachers"
 BASELINE_EXPERIMENT = "baseline_clip/micro"
 """Where the best plain micro student is looked up: a teacher must beat it to teach anything."""
@@ -76,39 +70,13 @@ class FittedTeacher:
         return ", ".join(f"{column} {self.metrics[column]:.4f}" for column in self.headline) or "no headline columns"
 
 
-def _scratch_recipe(name: str, spec: ScratchTeacherSpec):
-    overrides = [(f"teacher {name}: set", spec.set)]
-    if spec.holdout:
-        overrides.append((f"teacher {name}: holdout", {"data.holdout": True}))
-    return resolve_recipe(spec.recipe, spec.profile, overrides)
-
-
-def _suite(spec) -> str | None:
-    return spec.suite if not isinstance(spec, ScratchTeacherSpec) else None
-
-
 def required_datasets(name: str, spec, ws: Workspace) -> set[str]:
-    if isinstance(spec, ScratchTeacherSpec):
-        return required_inputs([_scratch_recipe(name, spec)])[0]
-    names = {task.dataset for task in load_suite(spec.suite).tasks}
-    return names | (set(spec.data) if isinstance(spec, LitTeacherSpec) else set())
+    return kind_of(spec).required_datasets(name, spec, ws)
 
 
 def teacher_key(name: str, spec, ws: Workspace) -> str:
     """Hash of the spec and of what it was fitted on (dataset fingerprints, the suite, the weights file)."""
-    inputs = {"suite": suite_key(_suite(spec))}
-    config = spec.model_dump(mode="json")
-    if isinstance(spec, LitTeacherSpec):
-        inputs.update(dataset_fingerprints(ws, spec.data))
-    elif isinstance(spec, ScratchTeacherSpec):
-        recipe = _scratch_recipe(name, spec)
-        config = recipe.identity()
-        inputs = {"train": train_key(recipe, ws)}
-    else:
-        from workbench.teachers.openclip import checkpoint_identity
-
-        config = {"model": spec.model, **checkpoint_identity(spec)}
-    return TEACHER.key(config, inputs)
+    return kind_of(spec).key(name, spec, ws)
 
 
 def _build(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progress: bool) -> None:
@@ -118,21 +86,7 @@ def _build(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progre
 
 def _fit(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progress: bool) -> None:
     started = time.perf_counter()
-    log = reporter.log_metrics if reporter else (lambda metrics, step: None)
-    if isinstance(spec, LitTeacherSpec):
-        from workbench.teachers.lit import fit_lit_teacher
-
-        fit = fit_lit_teacher(spec, ws, out, progress, log)
-        suite = spec.suite
-    elif isinstance(spec, ScratchTeacherSpec):
-        recipe = _scratch_recipe(name, spec)
-        trained = run_train_stage(recipe, ws, reporter, None, progress)
-        shutil.copy(trained.path / "model.pt", out / "model.pt")
-        fit = json.loads((trained.path / "summary.json").read_text()) | {"train_key": trained.key,
-                                                                       "train_hit": trained.hit}
-        suite = recipe.eval.suite
-    else:
-        fit, suite = {}, spec.suite
+    fit, suite = kind_of(spec).fit(name, spec, ws, out, reporter, progress)
     (out / "spec.yaml").write_text(dump_spec(spec))
     teacher = _load_from(name, spec, out, key)
     result = run_suite(teacher.encoder, ws, load_suite(suite), progress=progress)
@@ -144,19 +98,8 @@ def _fit(name: str, spec, key: str, ws: Workspace, out: Path, reporter, progress
 
 
 def _load_from(name: str, spec, artifact: Path, key: str) -> Teacher:
-    if isinstance(spec, LitTeacherSpec):
-        from workbench.teachers.lit import load_lit_teacher
-
-        encoder = load_lit_teacher(spec, artifact)
-        scale = float(encoder.model.logit_scale.detach().exp())
-    elif isinstance(spec, ScratchTeacherSpec):
-        encoder = load_trained(artifact / "model.pt")
-        scale = float(encoder.model.logit_scale.detach().exp())
-    else:
-        from workbench.teachers.openclip import load_openclip_teacher
-
-        encoder = load_openclip_teacher(spec)
-        scale = float(encoder.model.logit_scale.detach().exp())
+    encoder = kind_of(spec).load(name, spec, artifact)
+    scale = float(encoder.model.logit_scale.detach().exp())
     with torch.no_grad():
         dim = int(encoder.encode_texts(["a"]).shape[-1])
     return Teacher(name, key, encoder, scale, dim)
@@ -212,12 +155,7 @@ def list_teachers(ws: Workspace, zoo_path: Path | None = None) -> str:
     cache = StageCache(ws.cache_dir)
     lines = []
     for name, spec in zoo.teachers.items():
-        if isinstance(spec, LitTeacherSpec):
-            source = f"lit: {spec.image_tower} + {spec.text_tower} @{spec.image_size}px"
-        elif isinstance(spec, ScratchTeacherSpec):
-            source = f"scratch: {spec.recipe}/{spec.profile} " + " ".join(f"{k}={v}" for k, v in spec.set.items())
-        else:
-            source = f"openclip: {spec.model}/{spec.pretrained}"
+        source = kind_of(spec).describe(spec)
         try:
             key = teacher_key(name, spec, ws)
             state = (f"fitted ({key}): {_read(name, key, cache.path(TEACHER.name, key), True).summary()}"

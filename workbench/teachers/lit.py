@@ -25,7 +25,7 @@ from workbench.stages.cache import StageCache
 from workbench.stages.registry import register_stage
 from workbench.train.loop import check_finite, lr_at, set_lr
 from workbench.teachers.towers import EfficientNetLiteTower, MiniLMTower
-from workbench.teachers.zoo import LitTeacherSpec
+from workbench.teachers.kinds.lit import LitTeacherSpec
 from workbench.train.loss import clip_loss
 from workbench.workspace import Workspace
 from workbench.stages.progress import progress_bar

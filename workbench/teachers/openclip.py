@@ -10,7 +10,7 @@ from pathlib import Path
 
 from workbench.models.encoder import OpenClipEncoder
 from workbench.teachers.towers import MissingWeightsError
-from workbench.teachers.zoo import OpenClipTeacherSpec
+from workbench.teachers.kinds.openclip import OpenClipTeacherSpec
 
 CHECKPOINT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
 

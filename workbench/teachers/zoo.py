@@ -1,6 +1,7 @@
 """The teacher zoo: named teachers that study files and `workbench teacher fit NAME` refer to.
 
-Three sources, told apart by ``kind``:
+Sources told apart by ``kind``, each a registered kind of ``workbench.teachers.kinds`` (its entry class
+and behaviour in a module there):
 
 - ``lit``: frozen pretrained towers (EfficientNet-Lite, MiniLM) with projections and a logit scale
   trained contrastively on the base sets (LiT-style) — real pretrained knowledge, offline.
@@ -14,92 +15,46 @@ Besides zoo names, ``openclip:MODEL/TAG_OR_PATH`` names an open_clip teacher inl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from workbench.config.overrides import ConfigError
 from workbench.config.recipe import Strict
+from workbench.teachers.kinds import BASE_SETS, entry_classes, kind_of, kinds
+# The built-in kinds, registered in this order (the order a zoo error lists them); their entry classes
+# stay importable from here.
+from workbench.teachers.kinds.lit import LitFit, LitTeacherSpec
+from workbench.teachers.kinds.scratch import ScratchTeacherSpec
+from workbench.teachers.kinds.openclip import OpenClipTeacherSpec
+
+__all__ = ["BASE_SETS", "DEFAULT_ZOO", "INLINE_OPENCLIP", "LitFit", "LitTeacherSpec", "OpenClipTeacherSpec",
+           "ScratchTeacherSpec", "Zoo", "dump_spec", "load_zoo", "parse_inline", "teacher_spec"]
 
 DEFAULT_ZOO = Path(__file__).with_name("zoo.yaml")
 INLINE_OPENCLIP = "openclip:"
-BASE_SETS = ["clipart-web", "glyphs"]
-"""The base sets teachers fit on: never tuxpaint or emoji, so their tasks stay transfer for distilled students."""
+
+_adapters: dict[tuple[type, ...], TypeAdapter] = {}
 
 
-class _Strict(Strict):
-    pass
+def _entries() -> TypeAdapter:
+    """Validates ``{name: entry}`` as the registered kinds' entry classes, told apart by ``kind``."""
+    classes = entry_classes()
+    if classes not in _adapters:
+        union = Annotated[Union[classes], Field(discriminator="kind")] if len(classes) > 1 else classes[0]
+        _adapters[classes] = TypeAdapter(dict[str, union])
+    return _adapters[classes]
 
 
-class _Fitted(_Strict):
-    holdout: bool = False
-    """Fit without the validation slice of the training data: what a ``data.holdout`` recipe's teachers
-    are (``Zoo.for_holdout``). Left out of the dump while False, so other fits keep their keys."""
+class Zoo(Strict):
+    teachers: dict[str, Any]
+    """Name → entry, each an instance of its kind's entry class (``workbench.teachers.kinds``)."""
 
-    omitted_at_default: ClassVar[dict[str, object]] = {"holdout": False}
-
-
-class LitFit(_Strict):
-    """How the projections are fitted on cached tower features."""
-
-    steps: int = Field(default=2000, gt=0)
-    batch_size: int = Field(default=1024, gt=1)
-    lr: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=0.05, ge=0)
-    warmup_steps: int = Field(default=100, ge=0)
-    views: int = Field(default=2, ge=1)
-    """Stored views per training image: the whole image, then random crops (features computed once)."""
-    crop_scale: tuple[float, float] = (0.4, 1.0)
-    max_train_samples: int | None = Field(default=None, gt=0)
-    """Cap on training images (a seeded subset): for quick checks."""
-
-
-class _TeacherBase(_Strict):
-    suite: str | None = None
-    """Eval-suite YAML the fitted teacher is scored on; None: the default suite (as the students)."""
-
-
-class LitTeacherSpec(_TeacherBase, _Fitted):
-    kind: Literal["lit"]
-    image_tower: Literal["efficientnet-lite0", "efficientnet-lite1"]
-    text_tower: Literal["all-minilm-l6-v2"] = "all-minilm-l6-v2"
-    image_size: int = Field(default=96, ge=32)
-    """Tower input resolution. EfficientNet-Lite0 embeds ~60 images/s per core at 128 px (measured), ~100
-    at 96 px: the base sets' 51k images × 2 views take ~9 min on 2 cores at 96 px. The sources are small
-    (glyphs are 64 px renders), so little is lost below the towers' native 224/240 px."""
-    embed_dim: int = Field(default=256, gt=0)
-    hidden: int = Field(default=1024, ge=0)
-    """Width of the MLP projections' hidden layer; 0 makes them linear."""
-    data: list[str] = Field(default_factory=lambda: list(BASE_SETS), min_length=1)
-    """Train splits the projections are fitted on (never an eval split)."""
-    fit: LitFit = LitFit()
-    seed: int = 0
-
-
-class ScratchTeacherSpec(_Fitted):
-    """Its eval suite is the recipe's ``eval.suite``; with ``holdout``, its recipe gets ``data.holdout: true``."""
-
-    kind: Literal["scratch"]
-    recipe: str = "clip"
-    profile: Literal["micro", "paper", "smoke"] = "micro"
-    set: dict[str, Any] = Field(default_factory=dict)
-    """Dotted recipe overrides, as in a study file's ``set``."""
-
-
-class OpenClipTeacherSpec(_TeacherBase):
-    kind: Literal["openclip"]
-    model: str
-    """An open_clip model name (`workbench models` lists them)."""
-    pretrained: str
-    """A pretrained tag (needs the hub) or a local checkpoint path."""
-
-
-TeacherSpec = Annotated[Union[LitTeacherSpec, ScratchTeacherSpec, OpenClipTeacherSpec], Field(discriminator="kind")]
-
-
-class Zoo(_Strict):
-    teachers: dict[str, TeacherSpec]
+    @field_validator("teachers", mode="plain")
+    @classmethod
+    def _by_kind(cls, value: Any) -> dict[str, Any]:
+        return _entries().validate_python(value)
 
     def for_holdout(self, holdout: bool) -> "Zoo":
         """The zoo a ``data.holdout`` recipe uses: every fitted teacher fitted without the validation slice,
@@ -107,8 +62,7 @@ class Zoo(_Strict):
         returns this zoo unchanged."""
         if not holdout:
             return self
-        return Zoo(teachers={name: spec if isinstance(spec, OpenClipTeacherSpec)
-                             else spec.model_copy(update={"holdout": True}) for name, spec in self.teachers.items()})
+        return Zoo(teachers={name: kind_of(spec).for_holdout(spec) for name, spec in self.teachers.items()})
 
 
 def load_zoo(path: str | Path | None = None, holdout: bool = False) -> Zoo:
@@ -122,7 +76,7 @@ def load_zoo(path: str | Path | None = None, holdout: bool = False) -> Zoo:
         zoo = Zoo.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"] if p not in ("lit", "scratch", "openclip"))
+        key = ".".join(str(p) for p in first["loc"] if p not in kinds())
         raise ConfigError(str(path), f"{key}: {first['msg']}") from None
     return zoo.for_holdout(holdout)
 
@@ -136,7 +90,7 @@ def parse_inline(name: str) -> OpenClipTeacherSpec:
     return OpenClipTeacherSpec(kind="openclip", model=model, pretrained=pretrained)
 
 
-def teacher_spec(name: str, zoo: Zoo | None = None) -> LitTeacherSpec | ScratchTeacherSpec | OpenClipTeacherSpec:
+def teacher_spec(name: str, zoo: Zoo | None = None):
     if name.startswith(INLINE_OPENCLIP):
         return parse_inline(name)
     zoo = zoo or load_zoo()

@@ -7,6 +7,13 @@ estimated by them.
 
 from __future__ import annotations
 
+import functools
+
+from workbench.config.recipe import ModelConfig, Recipe
+from workbench.data.shards import read_manifest
+from workbench.models.students import count_parameters, create_student
+from workbench.workspace import Workspace
+
 CORES = 2
 """The machine the figures were measured on."""
 
@@ -136,3 +143,28 @@ def duration(seconds: float | None) -> str:
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+# ------------------------------------------------------------------------ from specs and data
+@functools.lru_cache(maxsize=None)
+def parameter_count(model: str) -> int:
+    """A student model's parameters (builds the model once per process)."""
+    return count_parameters(create_student(ModelConfig(name=model)))["total"]
+
+
+def count_if_needed(model: str) -> int | None:
+    """The parameter count where an estimate scales by it: models without a recorded throughput."""
+    return None if model in STUDENT_SAMPLES_PER_CORE_S else parameter_count(model)
+
+
+def trial_seconds(recipe: Recipe) -> float:
+    """A trial's training and evaluation."""
+    count = count_if_needed(recipe.model.name)
+    return training_seconds(recipe, count) + evaluation_seconds(count)
+
+
+def train_count(ws: Workspace, dataset: str) -> int:
+    """Train split size: the manifest's once built, else the figure recorded for the source."""
+    if (ws.dataset_dir(dataset) / "manifest.json").exists():
+        return int(read_manifest(ws.dataset_dir(dataset))["splits"]["train"]["count"])
+    return TRAIN_SPLIT_SAMPLES.get(dataset, 0)
