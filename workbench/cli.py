@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from workbench.config.overrides import ConfigError
+from workbench.config.errors import ConfigError
 from workbench.workspace import Workspace
 
 EXIT_CONFIG = 2

@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from workbench.captioners.vocab import EOT, PAD, SOT, UNK
-from workbench.config.overrides import ConfigError
+from workbench.config.errors import ConfigError
 
 
 class _Strict(BaseModel):

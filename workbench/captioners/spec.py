@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar, Literal, Union
 import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
-from workbench.config.overrides import ConfigError
+from workbench.config.errors import ConfigError
 from workbench.config.recipe import AugmentConfig, Strict
 from workbench.evaluate.spec import DataRef, as_ref
 

@@ -12,7 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from workbench.config.overrides import ConfigError, apply_layers, apply_overrides, check_key, validate_recipe
+from workbench.config.errors import ConfigError
+from workbench.config.overrides import apply_layers, apply_overrides, check_key, validate_recipe
 from workbench.config.recipe import Recipe
 
 

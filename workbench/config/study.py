@@ -15,7 +15,8 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
                       model_validator)
 
-from workbench.config.overrides import ConfigError, check_key
+from workbench.config.errors import ConfigError
+from workbench.config.overrides import check_key
 
 if TYPE_CHECKING:
     from workbench.workspace import Workspace

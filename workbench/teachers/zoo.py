@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from workbench.config.overrides import ConfigError
+from workbench.config.errors import ConfigError
 from workbench.config.recipe import Strict
 
 DEFAULT_ZOO = Path(__file__).with_name("zoo.yaml")
