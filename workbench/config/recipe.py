@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
-from workbench.augment.policy import AugmentPolicy, Preset
+from workbench.config.augment import AugmentPolicy, Preset
 
 
 class Strict(BaseModel):
@@ -140,7 +140,7 @@ class ReinforceConfig(Strict):
     augmentations: int = Field(default=8, gt=0)
     """K stored augmentations per image (DataCompDR-12M: 30, DFNDR-2B: 2)."""
     augment: Preset | AugmentPolicy = "strong"
-    """A preset (weak, strong, datacompdr) or a full policy (workbench/augment/policy.py)."""
+    """A preset (weak, strong, datacompdr) or a full policy (workbench/config/augment.py)."""
     captioners: list[str] = []
     """Captioners (`workbench captioner list`) whose synthetic captions are stored, one key each."""
     registry: str | None = None

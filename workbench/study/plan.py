@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.augment.policy import describe
+from workbench.config.augment import describe
 from workbench.config.recipe import Recipe
 from workbench.config.study import load_study
 from workbench.study import estimates
