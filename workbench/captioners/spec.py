@@ -14,20 +14,17 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr
 
 from workbench.config.errors import ConfigError
-from workbench.config.recipe import AugmentConfig, Strict
+from workbench.config.files import Strict, load_spec
+from workbench.config.recipe import AugmentConfig
 from workbench.evaluate.spec import DataRef, as_ref
 
 DEFAULT_REGISTRY = Path(__file__).with_name("captioners.yaml")
 
 
-class _Strict(Strict):
-    pass
-
-
-class CaptionerFit(_Strict):
+class CaptionerFit(Strict):
     """How a captioner is trained. Field names follow the student's TrainConfig, whose schedule and
     optimizer grouping the captioner shares."""
 
@@ -56,7 +53,7 @@ class CaptionerFit(_Strict):
     checkpoint_every: int = Field(default=500, gt=0)
 
 
-class _CaptionerSpec(_Strict):
+class _CaptionerSpec(Strict):
     data: list[str | DataRef] = Field(min_length=1)
     """Train splits it is fitted on (the same part of the eval splits gives the held-out losses): dataset
     names, or ``{dataset: NAME, where: {FIELD: [LABELS]}}`` / ``exclude:`` for part of a dataset."""
@@ -95,7 +92,7 @@ class FinetuneSpec(_CaptionerSpec):
 CaptionerSpec = Annotated[Union[PretrainSpec, FinetuneSpec], Field(discriminator="kind")]
 
 
-class Registry(_Strict):
+class Registry(Strict):
     captioners: dict[str, CaptionerSpec]
     _path: str = PrivateAttr(default="the captioner registry")
     """Where the registry was read from (for error messages)."""
@@ -118,18 +115,8 @@ class Registry(_Strict):
 def load_registry(path: str | Path | None = None, holdout: bool = False) -> Registry:
     """The registry file (default: the one shipped with the workbench), validated, parents checked; with
     ``holdout``, its captioners as a ``data.holdout`` recipe fits them."""
-    from workbench.config.study import load_yaml
-
     path = Path(path) if path is not None else DEFAULT_REGISTRY
-    raw = load_yaml(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(str(path), "(top level): expected a mapping with a `captioners:` key")
-    try:
-        registry = Registry.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"] if p not in ("pretrain", "finetune"))
-        raise ConfigError(str(path), f"{key}: {first['msg']}") from None
+    registry = load_spec(path, Registry, mapping="expected a mapping with a `captioners:` key")
     registry._path = str(path)
     for name in registry.captioners:
         lineage(name, registry)  # unknown parents and cycles are errors now, before any work

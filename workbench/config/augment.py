@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from workbench.config.files import Strict
 
 Preset = Literal["weak", "strong", "datacompdr"]
 """Names of the policies in ``PRESETS``."""
 
 
-class AugmentPolicy(BaseModel):
+class AugmentPolicy(Strict):
     """What to sample. ``weak`` and ``strong`` are presets; any field can be set by itself."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     crop_scale: tuple[float, float] = (0.08, 1.0)
     """RandomResizedCrop area range (MobileCLIP2 Tab. 15)."""

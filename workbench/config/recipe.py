@@ -4,25 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from workbench.config.augment import AugmentPolicy, Preset
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    omitted_at_default: ClassVar[dict[str, object]] = {}
-    """Fields added after results were cached: left out of dumps while they hold these values, so the
-    stage keys hashed from dumps (students, captioners) stay those of the cached results."""
-
-    @model_serializer(mode="wrap")
-    def _omit_defaults_added_later(self, handler):
-        data = handler(self)
-        for key, default in self.omitted_at_default.items():
-            if getattr(self, key) == default:
-                data.pop(key, None)
-        return data
+from workbench.config.files import Strict
 
 
 class DataConfig(Strict):

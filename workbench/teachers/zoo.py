@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from workbench.config.errors import ConfigError
-from workbench.config.recipe import Strict
+from workbench.config.files import Strict, load_spec
 
 DEFAULT_ZOO = Path(__file__).with_name("zoo.yaml")
 INLINE_OPENCLIP = "openclip:"
@@ -28,11 +28,7 @@ BASE_SETS = ["clipart-web", "glyphs"]
 """The base sets teachers fit on: never tuxpaint or emoji, so their tasks stay transfer for distilled students."""
 
 
-class _Strict(Strict):
-    pass
-
-
-class _Fitted(_Strict):
+class _Fitted(Strict):
     holdout: bool = False
     """Fit without the validation slice of the training data: what a ``data.holdout`` recipe's teachers
     are (``Zoo.for_holdout``). Left out of the dump while False, so other fits keep their keys."""
@@ -40,7 +36,7 @@ class _Fitted(_Strict):
     omitted_at_default: ClassVar[dict[str, object]] = {"holdout": False}
 
 
-class LitFit(_Strict):
+class LitFit(Strict):
     """How the projections are fitted on cached tower features."""
 
     steps: int = Field(default=2000, gt=0)
@@ -55,7 +51,7 @@ class LitFit(_Strict):
     """Cap on training images (a seeded subset): for quick checks."""
 
 
-class _TeacherBase(_Strict):
+class _TeacherBase(Strict):
     suite: str | None = None
     """Eval-suite YAML the fitted teacher is scored on; None: the default suite (as the students)."""
 
@@ -98,7 +94,7 @@ class OpenClipTeacherSpec(_TeacherBase):
 TeacherSpec = Annotated[Union[LitTeacherSpec, ScratchTeacherSpec, OpenClipTeacherSpec], Field(discriminator="kind")]
 
 
-class Zoo(_Strict):
+class Zoo(Strict):
     teachers: dict[str, TeacherSpec]
 
     def for_holdout(self, holdout: bool) -> "Zoo":
@@ -114,17 +110,8 @@ class Zoo(_Strict):
 def load_zoo(path: str | Path | None = None, holdout: bool = False) -> Zoo:
     """The zoo file (default: the one shipped with the workbench), validated; with ``holdout``, its
     teachers as a ``data.holdout`` recipe fits them."""
-    from workbench.config.study import load_yaml
-
     path = Path(path) if path is not None else DEFAULT_ZOO
-    raw = load_yaml(path)
-    try:
-        zoo = Zoo.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"] if p not in ("lit", "scratch", "openclip"))
-        raise ConfigError(str(path), f"{key}: {first['msg']}") from None
-    return zoo.for_holdout(holdout)
+    return load_spec(path, Zoo).for_holdout(holdout)
 
 
 def parse_inline(name: str) -> OpenClipTeacherSpec:
