@@ -6,11 +6,12 @@ import pytest
 from click.testing import CliRunner
 
 from workbench.cli import main
+from workbench.config.resolve import recipe_profiles
 
 STUDIES = sorted(Path(__file__).parents[1].joinpath("studies").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("profile", ["micro", "paper", "smoke"])
+@pytest.mark.parametrize("profile", recipe_profiles())
 def test_every_shipped_study_validates(profile, tmp_path):
     result = CliRunner().invoke(main, ["--workspace", str(tmp_path), "study", "validate", "--profile", profile,
                                        *map(str, STUDIES)])

@@ -13,6 +13,20 @@ from workbench.workspace import Workspace
 EXIT_CONFIG = 2
 
 
+class ProfileChoice(click.Choice):
+    """A recipe profile (``recipe_profiles()``): checked when the command line is parsed, exit status 2 and
+    the choices listed if unknown. The recipe files are read when the choices are first needed, not at import."""
+
+    def __init__(self) -> None:
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from workbench.config.resolve import recipe_profiles
+
+        return tuple(recipe_profiles())
+
+
 class _Group(click.Group):
     """Turns config errors into one line on stderr and exit status 2, before any work starts."""
 
@@ -52,7 +66,7 @@ def study() -> None:
 
 @study.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), help="Also resolve at this profile.")
+@click.option("--profile", type=ProfileChoice(), help="Also resolve at this profile.")
 @click.pass_obj
 def study_validate(ws: Workspace, files: tuple[Path, ...], profile: str | None) -> None:
     """Check study files (schema, dotted keys, trial count, names of datasets, teachers, captioners,
@@ -68,7 +82,7 @@ def study_validate(ws: Workspace, files: tuple[Path, ...], profile: str | None) 
 
 @study.command("plan")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), help="Scale of the recipe [default: the study's].")
+@click.option("--profile", type=ProfileChoice(), help="Scale of the recipe [default: the study's].")
 @click.pass_obj
 def study_plan(ws: Workspace, file: Path, profile: str | None) -> None:
     """List trials, stages to build, cache hits and the cost of running FILE."""
@@ -79,7 +93,7 @@ def study_plan(ws: Workspace, file: Path, profile: str | None) -> None:
 
 @study.command("run")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), help="Scale of the recipe [default: the study's].")
+@click.option("--profile", type=ProfileChoice(), help="Scale of the recipe [default: the study's].")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Trials run in this many local processes [default: cores ÷ the trials' train.threads]. "
                    "Each trial pins its own thread count, so this changes the wall time, never a number.")
@@ -103,7 +117,7 @@ def study_run(ws: Workspace, file: Path, profile: str | None, workers: int | Non
 
 @study.command("status")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]))
+@click.option("--profile", type=ProfileChoice())
 @click.option("--all", "show_all", is_flag=True, help="Also list trials of points no longer in the study file.")
 @click.pass_obj
 def study_status(ws: Workspace, file: Path, profile: str | None, show_all: bool) -> None:
@@ -320,7 +334,7 @@ def captioner_generate(ws: Workspace, names: tuple[str, ...], dataset: str, spli
 # ---------------------------------------------------------------- train / eval
 @main.command("train")
 @click.option("--recipe", default="clip", show_default=True)
-@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), default="micro", show_default=True)
+@click.option("--profile", type=ProfileChoice(), default="micro", show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted override, YAML value (repeatable).")
 @click.pass_obj
 def train(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...]) -> None:
@@ -332,7 +346,7 @@ def train(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...]) -> No
 
 @main.command("reinforce")
 @click.option("--recipe", default="clip", show_default=True)
-@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]), default="micro", show_default=True)
+@click.option("--profile", type=ProfileChoice(), default="micro", show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Dotted override, YAML value (repeatable), e.g. reinforce.teachers=[lite0-minilm].")
 @click.option("--workers", type=int, help="Local processes [default: reinforce.workers].")
@@ -404,7 +418,7 @@ def _print_report(ws: Workspace, file: Path, profile: str | None, write: bool, o
 
 @main.command("report")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--profile", type=click.Choice(["micro", "paper", "smoke"]))
+@click.option("--profile", type=ProfileChoice())
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True)
 @click.pass_obj
 def report(ws: Workspace, file: Path, profile: str | None, out: Path) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import field_validator, model_validator
+from pydantic import BeforeValidator, field_validator, model_validator
 
 from workbench.config.errors import ConfigError
 from workbench.config.files import Strict, load_spec
@@ -71,6 +71,28 @@ def read_recipe(name: str) -> tuple[Path, RecipeFile]:
     """The recipe's path and parsed contents (shared: callers must not modify them)."""
     path = recipe_path(name)
     return path, _read_recipe(path, path.stat().st_mtime_ns)
+
+
+def recipe_profiles() -> list[str]:
+    """Every profile the recipe files define (micro, paper, smoke, ...), in file order, each once: the
+    values ``--profile`` and a study's ``profile`` accept."""
+    profiles: dict[str, None] = {}
+    for name in sorted(p.stem for p in _recipes_dir().glob("*.yaml")):
+        profiles.update(dict.fromkeys(read_recipe(name)[1].profiles))
+    return list(profiles)
+
+
+def _known_profile(value: Any) -> Any:
+    profiles = recipe_profiles()
+    if value not in profiles:
+        expected = f"{', '.join(map(repr, profiles[:-1]))} or {profiles[-1]!r}" if len(profiles) > 1 else \
+            ", ".join(map(repr, profiles))
+        raise ValueError(f"Input should be {expected}")
+    return value
+
+
+Profile = Annotated[str, BeforeValidator(_known_profile)]
+"""A profile name, as schemas take it: one of ``recipe_profiles()``."""
 
 
 def load_recipe_layers(name: str, profile: str) -> list[tuple[str, dict[str, Any]]]:

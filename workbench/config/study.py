@@ -16,6 +16,7 @@ from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, mode
 from workbench.config.errors import ConfigError
 from workbench.config.files import Strict, load_spec
 from workbench.config.overrides import check_key
+from workbench.config.resolve import Profile, recipe_path
 
 if TYPE_CHECKING:
     from workbench.workspace import Workspace
@@ -194,7 +195,7 @@ class Study(Strict):
     description: str = ""
     paper: PaperRef | None = None
     recipe: str = "clip"
-    profile: Literal["micro", "paper", "smoke"] = "micro"
+    profile: Profile = "micro"
     set: dict[str, Any] = Field(default_factory=dict)
     axes: dict[str, Axis] = Field(default_factory=dict)
     seeds: int | list[int] = 1
@@ -237,8 +238,6 @@ class Study(Strict):
 
 def _check_references(study: Study, where: str) -> None:
     """Keys the schema cannot see: the recipe name, dotted recipe keys, table names that must be axes."""
-    from workbench.config.resolve import recipe_path
-
     try:
         recipe_path(study.recipe)
     except ConfigError as error:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from workbench.config.errors import ConfigError
 from workbench.config.files import Strict, load_spec
+from workbench.config.resolve import Profile
 
 DEFAULT_ZOO = Path(__file__).with_name("zoo.yaml")
 INLINE_OPENCLIP = "openclip:"
@@ -78,7 +79,7 @@ class ScratchTeacherSpec(_Fitted):
 
     kind: Literal["scratch"]
     recipe: str = "clip"
-    profile: Literal["micro", "paper", "smoke"] = "micro"
+    profile: Profile = "micro"
     set: dict[str, Any] = Field(default_factory=dict)
     """Dotted recipe overrides, as in a study file's ``set``."""
 
