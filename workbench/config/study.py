@@ -235,6 +235,10 @@ class Study(Strict):
         """Grid points (the product of the axes' sizes) times seeds, without expanding anything."""
         return math.prod(axis.size for axis in self.axes.values()) * self.seed_count
 
+    def experiment(self, profile: str) -> str:
+        """Optuna study and MLflow experiment name: a smoke run never mixes with the real one."""
+        return f"{self.study}/{profile}"
+
 
 def _check_references(study: Study, where: str) -> None:
     """Keys the schema cannot see: the recipe name, dotted recipe keys, table names that must be axes."""

@@ -12,14 +12,14 @@ from workbench.workspace import Workspace
 def render_status(path: str | Path, ws: Workspace, profile: str | None = None, show_all: bool = False) -> str:
     """One line per trial. In a grid, trials of points the study file no longer has (an axis value
     edited away, a changed recipe) are counted, and listed only with ``show_all``."""
-    from workbench.study.orchestrate import open_optuna_study, study_name
+    from workbench.study.orchestrate import open_optuna_study
     from workbench.study.trials import expand_grid
 
     study = load_study(path)
     profile = profile or study.profile
     trials = open_optuna_study(study, profile, ws).get_trials(deepcopy=False)
     titles = {} if study.search else {s.point_id: s.title for s in expand_grid(study, path, profile)}
-    lines = [f"{study_name(study, profile)}: " + ", ".join(f"{n} {s.name.lower()}" for s, n in
+    lines = [f"{study.experiment(profile)}: " + ", ".join(f"{n} {s.name.lower()}" for s, n in
                                                           Counter(t.state for t in trials).items())]
     if not study.search:
         done = {t.user_attrs.get("point_id") for t in trials if t.state.name == "COMPLETE"}
