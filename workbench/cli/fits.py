@@ -65,7 +65,7 @@ def _fit_teacher(name: str, ws: Workspace, zoo) -> str:
             f"{info['embed_dim']}-d at {info['image_size']} px")
 
 
-teacher, _zoo_option = fit_group(
+teacher, _ = fit_group(
     "teacher", "Fit and inspect the teacher zoo (workbench/teachers/zoo.yaml, or your own with --zoo).",
     flag="--zoo", file_help="Teacher zoo YAML [default: the built-in zoo].",
     list_help="Show the zoo's teachers, their sources and whether each is fitted.",
