@@ -1,16 +1,38 @@
 """End to end through the command line, as a user would, on real (subset) data at the smoke profile."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from workbench.cli import main
+from workbench.config.resolve import recipe_profiles
 
-STUDIES = sorted(Path(__file__).parents[1].joinpath("studies").glob("*.yaml"))
+ROOT = Path(__file__).parents[1]
+STUDIES = sorted(ROOT.joinpath("studies").glob("*.yaml"))
+HEAVY = {"torch", "torchvision", "open_clip", "mlflow", "optuna"}
 
 
-@pytest.mark.parametrize("profile", ["micro", "paper", "smoke"])
+def imported_modules(*args: str) -> set[str]:
+    """Top-level packages ``python -m workbench ARGS`` imports (from ``-X importtime``), after checking it succeeds."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "workbench", *args], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert "workbench.cli" in lines
+    return {name.split(".")[0] for name in lines}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["study", "validate", "studies/quickstart.yaml"]],
+                         ids=["help", "validate"])
+def test_help_and_validate_import_no_heavy_library(args, tmp_path):
+    assert imported_modules("--workspace", str(tmp_path / "ws"), *args) & HEAVY == set()
+    assert not (tmp_path / "ws").exists()
+
+
+@pytest.mark.parametrize("profile", recipe_profiles())
 def test_every_shipped_study_validates(profile, tmp_path):
     result = CliRunner().invoke(main, ["--workspace", str(tmp_path), "study", "validate", "--profile", profile,
                                        *map(str, STUDIES)])

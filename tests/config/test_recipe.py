@@ -3,7 +3,7 @@
 import pytest
 
 from workbench.config.recipe import Recipe
-from workbench.config.resolve import resolve_recipe
+from workbench.config.resolve import recipe_profiles, resolve_recipe
 
 
 def schedule(recipe: Recipe) -> tuple[int, ...]:
@@ -11,7 +11,7 @@ def schedule(recipe: Recipe) -> tuple[int, ...]:
     return t.batch_size, t.steps, t.warmup_steps, t.eval_every, t.checkpoint_every, t.log_every
 
 
-@pytest.mark.parametrize("profile", ["micro", "paper", "smoke"])
+@pytest.mark.parametrize("profile", recipe_profiles())
 def test_batch_scale_halves_the_profiles_batch_and_doubles_its_schedule(profile):
     full = resolve_recipe("clip", profile, [])
     half = resolve_recipe("clip", profile, [("axis", {"train.batch_scale": 0.5}), ("seed", {"seed": 1})])

@@ -119,7 +119,6 @@ table: {rows: method, metrics: [avg], reference: plain}
 
 
 def test_report_from_mlflow_runs_states_its_provenance_and_disagreements(tmp_path):
-    from workbench.study.orchestrate import study_name
     from workbench.study.trials import expand_grid
     from workbench.tracking.mlflow_store import Tracker
     from workbench.workspace import Workspace
@@ -128,7 +127,7 @@ def test_report_from_mlflow_runs_states_its_provenance_and_disagreements(tmp_pat
     path.write_text(STUDY_FILE)
     ws = Workspace.resolve(tmp_path / "ws").ensure()
     tracker = Tracker(ws)
-    experiment = study_name(load_study(path), "micro")
+    experiment = load_study(path).experiment("micro")
     parent = tracker.start_run(experiment, "study", {"workbench.kind": "study"})
     for i, spec in enumerate(expand_grid(load_study(path), path)):
         commit = "c0ffee" if i < 5 else "bead00"  # one run made at another commit

@@ -11,17 +11,14 @@ from __future__ import annotations
 from typing import Annotated, Literal, Union
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from workbench.captioners.vocab import EOT, PAD, SOT, UNK
-from workbench.config.overrides import ConfigError
+from workbench.config.errors import ConfigError
+from workbench.config.files import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TopP(_Strict):
+class TopP(Strict):
     """Nucleus sampling: draw from the smallest set of tokens whose probability reaches ``p``."""
 
     method: Literal["top_p"] = "top_p"
@@ -29,7 +26,7 @@ class TopP(_Strict):
     temperature: float = Field(default=1.0, gt=0)
 
 
-class TopK(_Strict):
+class TopK(Strict):
     """Draw from the ``k`` most probable tokens."""
 
     method: Literal["top_k"] = "top_k"
@@ -37,7 +34,7 @@ class TopK(_Strict):
     temperature: float = Field(default=1.0, gt=0)
 
 
-class Beam(_Strict):
+class Beam(Strict):
     """Beam search; the S best finished beams of an image are its S captions (needs beams ≥ S)."""
 
     method: Literal["beam"] = "beam"

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from workbench.config.recipe import AugmentConfig, Strict
+from workbench.config.files import Strict
+from workbench.config.recipe import AugmentConfig
 from workbench.evaluate.spec import DataRef, as_ref
 from workbench.stages.registry import register_stage
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, Field, PrivateAttr, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, TypeAdapter, field_validator
 
 from workbench.captioners.kinds import (CaptionerEntry, CaptionerFit, FinetuneSpec, PretrainSpec, entry_classes,
-                                        kind_of, kinds)
-from workbench.config.overrides import ConfigError
-from workbench.config.recipe import Strict
+                                        kind_of)
+from workbench.config.errors import ConfigError
+from workbench.config.files import Strict, load_spec
 
 __all__ = ["CaptionerEntry", "CaptionerFit", "DEFAULT_REGISTRY", "FinetuneSpec", "PretrainSpec", "Registry",
            "captioner_spec", "dump_spec", "lineage", "load_registry", "root_model"]
@@ -64,18 +64,8 @@ class Registry(Strict):
 def load_registry(path: str | Path | None = None, holdout: bool = False) -> Registry:
     """The registry file (default: the one shipped with the workbench), validated, parents checked; with
     ``holdout``, its captioners as a ``data.holdout`` recipe fits them."""
-    from workbench.config.study import load_yaml
-
     path = Path(path) if path is not None else DEFAULT_REGISTRY
-    raw = load_yaml(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(str(path), "(top level): expected a mapping with a `captioners:` key")
-    try:
-        registry = Registry.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"] if p not in kinds())
-        raise ConfigError(str(path), f"{key}: {first['msg']}") from None
+    registry = load_spec(path, Registry, mapping="expected a mapping with a `captioners:` key")
     registry._path = str(path)
     for name in registry.captioners:
         lineage(name, registry)  # unknown parents and cycles are errors now, before any work

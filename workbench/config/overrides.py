@@ -7,16 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from workbench.config.errors import ConfigError  # also imported from here by many callers
 from workbench.config.recipe import Recipe
-
-
-class ConfigError(ValueError):
-    """A config problem a user fixes in a file: ``where`` is the file and the dotted key in it."""
-
-    def __init__(self, where: str, message: str):
-        super().__init__(f"{where}: {message}")
-        self.where = where
-        self.message = message
 
 
 def _is_model(annotation: Any) -> bool:

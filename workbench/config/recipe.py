@@ -4,25 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from workbench.augment.policy import AugmentPolicy, Preset
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    omitted_at_default: ClassVar[dict[str, object]] = {}
-    """Fields added after results were cached: left out of dumps while they hold these values, so the
-    stage keys hashed from dumps (students, captioners) stay those of the cached results."""
-
-    @model_serializer(mode="wrap")
-    def _omit_defaults_added_later(self, handler):
-        data = handler(self)
-        for key, default in self.omitted_at_default.items():
-            if getattr(self, key) == default:
-                data.pop(key, None)
-        return data
+from workbench.config.augment import AugmentPolicy, Preset
+from workbench.config.files import Strict
 
 
 class DataConfig(Strict):
@@ -140,7 +125,7 @@ class ReinforceConfig(Strict):
     augmentations: int = Field(default=8, gt=0)
     """K stored augmentations per image (DataCompDR-12M: 30, DFNDR-2B: 2)."""
     augment: Preset | AugmentPolicy = "strong"
-    """A preset (weak, strong, datacompdr) or a full policy (workbench/augment/policy.py)."""
+    """A preset (weak, strong, datacompdr) or a full policy (workbench/config/augment.py)."""
     captioners: list[str] = []
     """Captioners (`workbench captioner list`) whose synthetic captions are stored, one key each."""
     registry: str | None = None

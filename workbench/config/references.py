@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from workbench.config.overrides import ConfigError
+from workbench.config.errors import ConfigError
 
 if TYPE_CHECKING:
     from workbench.config.study import Study

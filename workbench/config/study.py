@@ -1,6 +1,6 @@
 """Study files: a base recipe, fixed overrides, axes, seeds, an optional Optuna search, a table.
 
-A study file is data. It is read with ``yaml.safe_load``; nothing in it is executed or imported.
+A study file is data, read by ``workbench.config.files.load_spec``; nothing in it is executed or imported.
 Every problem is reported as ``FILE: dotted.key: what is wrong (what is allowed)``.
 """
 
@@ -11,11 +11,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
-                      model_validator)
+from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, model_validator
 
-from workbench.config.overrides import ConfigError, check_key
+from workbench.config.errors import ConfigError
+from workbench.config.files import Strict, load_spec
+from workbench.config.overrides import check_key
+from workbench.config.resolve import Profile, recipe_path
 
 if TYPE_CHECKING:
     from workbench.workspace import Workspace
@@ -24,24 +25,16 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 DEFAULT_MAX_TRIALS = 1000
 """Trials a study may define (grid points × seeds, or search trials) unless it raises ``max_trials``: more
 is nearly always a typo (``seeds: 100000000``), and expanding such a grid would hang every command."""
-MAX_FILE_BYTES = 256 * 1024
-"""A study, recipe, zoo or registry file is a few KB; a bigger one is not one of them."""
-MAX_NODES = 100_000
-"""Values a YAML file may expand to, aliases followed: refuses alias bombs before they are walked."""
 ROW_SEPARATOR = " / "
 """Joins the labels of several row axes into one row label (``table.reference``)."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PaperRef(_Strict):
+class PaperRef(Strict):
     name: str
     table: int | str | None = None
 
 
-class Axis(_Strict):
+class Axis(Strict):
     """One ablation axis: one dotted key and its values, or ``zip`` of several keys varied together."""
 
     key: str | None = None
@@ -104,7 +97,7 @@ def _check_range(low: float, high: float, log: bool) -> None:
         raise ValueError(f"a log range needs low > 0 (got {low})")
 
 
-class FloatRange(_Strict):
+class FloatRange(Strict):
     float: tuple[float, float]
     log: bool = False
 
@@ -114,7 +107,7 @@ class FloatRange(_Strict):
         return self
 
 
-class IntRange(_Strict):
+class IntRange(Strict):
     int: tuple[int, int]
     log: bool = False
 
@@ -124,7 +117,7 @@ class IntRange(_Strict):
         return self
 
 
-class Choice(_Strict):
+class Choice(Strict):
     choice: list[Any] = Field(min_length=1)
 
 
@@ -142,19 +135,19 @@ Dimension = Annotated[Union[Annotated[FloatRange, Tag("float")], Annotated[IntRa
                                                          "or {choice: [values]}")]
 
 
-class Search(_Strict):
+class Search(Strict):
     sampler: Literal["tpe", "random", "cmaes", "qmc"] = "tpe"
     trials: int = Field(gt=0)
     space: dict[str, Dimension] = Field(min_length=1)
     pruner: Literal["median", "none"] = "median"
 
 
-class Objective(_Strict):
+class Objective(Strict):
     metric: str = "avg"
     direction: Literal["maximize", "minimize"] = "maximize"
 
 
-class Table(_Strict):
+class Table(Strict):
     rows: list[str] = Field(default_factory=list)
     """Axis names that index the rows (empty: one row)."""
     columns: str | None = None
@@ -196,13 +189,13 @@ class Table(_Strict):
         return found
 
 
-class Study(_Strict):
+class Study(Strict):
     study: str = Field(pattern=NAME_PATTERN)
     title: str = ""
     description: str = ""
     paper: PaperRef | None = None
     recipe: str = "clip"
-    profile: Literal["micro", "paper", "smoke"] = "micro"
+    profile: Profile = "micro"
     set: dict[str, Any] = Field(default_factory=dict)
     axes: dict[str, Axis] = Field(default_factory=dict)
     seeds: int | list[int] = 1
@@ -242,39 +235,13 @@ class Study(_Strict):
         """Grid points (the product of the axes' sizes) times seeds, without expanding anything."""
         return math.prod(axis.size for axis in self.axes.values()) * self.seed_count
 
-
-def _locate(loc: tuple) -> str:
-    if len(loc) > 3 and loc[:2] == ("search", "space") and loc[3] in ("float", "int", "choice"):
-        loc = loc[:3] + loc[4:]  # the union's tag: the dimension's form, named by the key itself
-    return ".".join(str(p) for p in loc) or "(top level)"
-
-
-def _section_model(annotation: Any) -> type[BaseModel] | None:
-    """The model a field holds, looking through Optional, unions, lists and dict values."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in reversed(getattr(annotation, "__args__", ())):
-        found = _section_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _allowed_keys(loc: tuple) -> list[str]:
-    """The keys allowed where an unknown key was found, walking the schema along its location."""
-    if loc[:2] == ("search", "space") and len(loc) == 5:  # inside one dimension: its form is the tag
-        return list({"float": FloatRange, "int": IntRange, "choice": Choice}[loc[3]].model_fields)
-    model: type[BaseModel] | None = Study
-    for part in loc[:-1]:
-        if model is not None and part in model.model_fields:
-            model = _section_model(model.model_fields[part].annotation)
-    return list(model.model_fields) if model is not None else []
+    def experiment(self, profile: str) -> str:
+        """Optuna study and MLflow experiment name: a smoke run never mixes with the real one."""
+        return f"{self.study}/{profile}"
 
 
 def _check_references(study: Study, where: str) -> None:
     """Keys the schema cannot see: the recipe name, dotted recipe keys, table names that must be axes."""
-    from workbench.config.resolve import recipe_path
-
     try:
         recipe_path(study.recipe)
     except ConfigError as error:
@@ -318,70 +285,6 @@ def _check_references(study: Study, where: str) -> None:
             raise ConfigError(where, f"table.reference: {error}") from None
 
 
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser where installed
-    """safe_load that refuses duplicate mapping keys instead of silently keeping the last one."""
-
-
-def _no_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    keys = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in keys:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        keys.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
-
-
-def _too_big(value: Any, limit: int = MAX_NODES) -> bool:
-    """Whether walking ``value`` (aliases followed, as every later step would) visits more than ``limit`` nodes."""
-    stack, seen = [value], 0
-    while stack:
-        item = stack.pop()
-        seen += 1
-        if seen > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-def load_yaml(path: Path) -> Any:
-    """Parse a YAML file safely; every problem (missing, not UTF-8, too big, bad YAML) is a ConfigError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(str(path), "file not found" if not path.exists() else "not a file")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(str(path), f"cannot read: {error.strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(str(path), f"{len(data):,} bytes; a study, recipe, zoo or registry file is at most "
-                                     f"{MAX_FILE_BYTES:,}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ConfigError(str(path), f"line {line}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
-                                     f"{error.start}); save the file as UTF-8") from None
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        at = f"line {mark.line + 1}" if mark else "YAML"
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(str(path), f"{at}: invalid YAML: {problem}") from None
-    if _too_big(raw):
-        raise ConfigError(str(path), f"(top level): expands to more than {MAX_NODES:,} values (YAML aliases "
-                                     f"repeated inside each other?)")
-    return raw
-
-
 def check_size(study: Study, where: str) -> None:
     """Refuse more trials than ``max_trials`` from the counts alone, before anything is expanded."""
     cap, points, seeds = study.max_trials, study.grid_size // study.seed_count, study.seed_count
@@ -406,17 +309,7 @@ def load_study(path: str | Path, ws: Workspace | None = None) -> Study:
     from workbench.config.references import check_names
 
     where = str(path)
-    raw = load_yaml(Path(path))
-    if not isinstance(raw, dict):
-        raise ConfigError(where, f"(top level): a study file is a mapping, got {type(raw).__name__}")
-    try:
-        study = Study.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        detail = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            detail = f"unknown key; allowed here: {', '.join(_allowed_keys(first['loc']))}"
-        raise ConfigError(where, f"{_locate(first['loc'])}: {detail}") from None
+    study = load_spec(path, Study, mapping="a study file is a mapping, got {type}")
     check_size(study, where)
     _check_references(study, where)
     check_names(study, where, ws)

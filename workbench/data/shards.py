@@ -25,11 +25,13 @@ import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
-import webdataset as wds
 from PIL import Image
+
+if TYPE_CHECKING:
+    import webdataset as wds
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "eval")
@@ -108,6 +110,8 @@ class DatasetWriter:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         if split not in self._writers:
+            import webdataset as wds  # imports torch: here, not at the top, so listing dataset names does not
+
             pattern = str(self.tmp_dir / f"{split}-%06d.tar")
             self._writers[split] = wds.ShardWriter(pattern, maxcount=self.samples_per_shard, verbose=0)
         png = png if png is not None else encode_png(to_rgb_on_white(sample.image))
@@ -169,6 +173,8 @@ def split_shards(dataset_dir: Path, split: str) -> list[str]:
 
 def iter_split(dataset_dir: Path, split: str) -> Iterator[Sample]:
     """Yield the samples of one split in stored order (deterministic)."""
+    import webdataset as wds  # imports torch: here, not at the top, so listing dataset names does not
+
     dataset = wds.WebDataset(split_shards(dataset_dir, split), shardshuffle=False, empty_check=False)
     for raw in dataset:
         meta = json.loads(raw["json"])

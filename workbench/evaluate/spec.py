@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
+
+from workbench.config.files import Strict, load_spec
 
 from workbench.stages.cache import stage_key
 
@@ -25,15 +26,11 @@ NEAR_CHANCE_Z = 3.0
 """A value fewer standard errors than this above chance is flagged as not beating chance (eval, reports)."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 LabelFilter = dict[str, list[str]]
 """Class field → labels, e.g. ``{category: [animals, food]}``."""
 
 
-class DataRef(_Strict):
+class DataRef(Strict):
     """A dataset, or the part of it whose class labels pass a filter. Captioner fine-tune sets and eval
     tasks name data this way, so a lineage can tell whether a task's classes were ever trained on: a
     fine-tune on some tuxpaint categories leaves retrieval on the other categories unseen."""
@@ -78,7 +75,7 @@ def as_ref(item: "str | DataRef") -> DataRef:
     return item if isinstance(item, DataRef) else DataRef(dataset=item)
 
 
-class _Task(_Strict):
+class _Task(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     """Metric prefix: ``{name}/{metric}``."""
     dataset: str
@@ -152,13 +149,13 @@ class RetrievalTask(_Task):
 Task = Annotated[Union[ZeroShotTask, RetrievalTask], Field(discriminator="kind")]
 
 
-class HeadlineColumn(_Strict):
+class HeadlineColumn(Strict):
     tasks: list[str] | Literal["all"] = Field(min_length=1)
     metric: str | None = None
     """The task metric averaged; None uses each task's ``primary``."""
 
 
-class Suite(_Strict):
+class Suite(Strict):
     tasks: list[Task] = Field(min_length=1)
     headline: dict[str, HeadlineColumn] = {}
     seed: int = 0
@@ -209,13 +206,9 @@ def suite_path(path: str | Path | None = None) -> Path:
 
 
 def load_suite(path: str | Path | None = None) -> Suite:
-    """Load and validate a suite file; no path gives the default suite, a bare name a shipped suite."""
-    path = suite_path(path)
-    try:
-        return Suite.model_validate(yaml.safe_load(path.read_text()))
-    except ValidationError as err:
-        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
-        raise ValueError(f"invalid eval suite {path}:\n" + "\n".join(lines)) from None
+    """Load and validate a suite file; no path gives the default suite, a bare name a shipped suite.
+    A missing file is a FileNotFoundError; a malformed one a ConfigError naming the key."""
+    return load_spec(suite_path(path), Suite)
 
 
 def suite_identity(path: str | Path | None = None) -> dict:

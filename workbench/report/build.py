@@ -19,13 +19,12 @@ from workbench.workspace import Workspace
 def study_report(path: str | Path, ws: Workspace, profile: str | None = None,
                  out_dir: Path | None = None) -> tuple[str, list[Path]]:
     """The rendered Markdown table, and the files written (none when ``out_dir`` is None)."""
-    from workbench.study.orchestrate import study_name
     from workbench.study.trials import expand_grid
 
     study = load_study(path)
     profile = profile or study.profile
     tracker = Tracker(ws)
-    runs = tracker.trial_runs(study_name(study, profile))
+    runs = tracker.trial_runs(study.experiment(profile))
     if not runs.empty and not study.search:  # only the points the file defines now
         points = {spec.point_id for spec in expand_grid(study, path, profile)}
         runs = runs[runs[f"tags.{TAG_PREFIX}point_id"].isin(points)]

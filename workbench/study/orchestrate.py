@@ -45,8 +45,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def study_name(study: Study, profile: str) -> str:
-    """Optuna study and MLflow experiment name: a smoke run never mixes with the real one."""
-    return f"{study.study}/{profile}"
+    """Optuna study and MLflow experiment name (``Study.experiment``)."""
+    return study.experiment(profile)
 
 
 def open_optuna_study(study: Study, profile: str, ws: Workspace) -> optuna.Study:

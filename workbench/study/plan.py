@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench import estimates
-from workbench.augment.policy import describe
 from workbench.captioners.fit import captioner_key
 from workbench.captioners.generate import CHUNK
 from workbench.captioners.kinds import kind_of as captioner_kind
 from workbench.captioners.spec import captioner_spec, lineage, root_model
+from workbench.config.augment import describe
 from workbench.config.recipe import Recipe
 from workbench.config.study import load_study
 from workbench.evaluate.stage import eval_key

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from workbench.config.study import load_study
-from workbench.study.orchestrate import open_optuna_study, study_name
+from workbench.study.orchestrate import open_optuna_study
 from workbench.study.trials import expand_grid
 from workbench.workspace import Workspace
 
@@ -18,7 +18,7 @@ def render_status(path: str | Path, ws: Workspace, profile: str | None = None, s
     profile = profile or study.profile
     trials = open_optuna_study(study, profile, ws).get_trials(deepcopy=False)
     titles = {} if study.search else {s.point_id: s.title for s in expand_grid(study, path, profile)}
-    lines = [f"{study_name(study, profile)}: " + ", ".join(f"{n} {s.name.lower()}" for s, n in
+    lines = [f"{study.experiment(profile)}: " + ", ".join(f"{n} {s.name.lower()}" for s, n in
                                                           Counter(t.state for t in trials).items())]
     if not study.search:
         done = {t.user_attrs.get("point_id") for t in trials if t.state.name == "COMPLETE"}

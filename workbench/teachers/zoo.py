@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
-from workbench.config.overrides import ConfigError
-from workbench.config.recipe import Strict
-from workbench.teachers.kinds import BASE_SETS, entry_classes, kind_of, kinds
+from workbench.config.errors import ConfigError
+from workbench.config.files import Strict, load_spec
+from workbench.teachers.kinds import BASE_SETS, entry_classes, kind_of
 # The built-in kinds, registered in this order (the order a zoo error lists them); their entry classes
 # stay importable from here.
 from workbench.teachers.kinds.lit import LitFit, LitTeacherSpec
@@ -68,17 +68,8 @@ class Zoo(Strict):
 def load_zoo(path: str | Path | None = None, holdout: bool = False) -> Zoo:
     """The zoo file (default: the one shipped with the workbench), validated; with ``holdout``, its
     teachers as a ``data.holdout`` recipe fits them."""
-    from workbench.config.study import load_yaml
-
     path = Path(path) if path is not None else DEFAULT_ZOO
-    raw = load_yaml(path)
-    try:
-        zoo = Zoo.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(p) for p in first["loc"] if p not in kinds())
-        raise ConfigError(str(path), f"{key}: {first['msg']}") from None
-    return zoo.for_holdout(holdout)
+    return load_spec(path, Zoo).for_holdout(holdout)
 
 
 def parse_inline(name: str) -> OpenClipTeacherSpec:

@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pydantic import BaseModel
 
-from workbench.config.recipe import Strict
+from workbench.config.files import Strict
+from workbench.evaluate.lineage import Lineage
 from workbench.evaluate.spec import load_suite, suite_key
 from workbench.stages.registry import register_stage
-
-from workbench.evaluate.lineage import Lineage
 
 if TYPE_CHECKING:
     from workbench.config.recipe import Recipe

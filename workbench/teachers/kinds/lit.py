@@ -11,11 +11,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from workbench.config.recipe import Strict
+from workbench.config.files import Strict
 from workbench.evaluate.lineage import Lineage, Trained
 from workbench.evaluate.spec import DataRef
-from workbench.teachers.kinds import (BASE_SETS, FittedEntry, ScoredEntry, TeacherKind, register_kind,
-                                      suite_datasets, suite_input)
+from workbench.teachers.kinds import (BASE_SETS, FittedEntry, ScoredEntry, TeacherKind, register_kind, suite_datasets,
+                                      suite_input)
 
 
 class LitFit(Strict):

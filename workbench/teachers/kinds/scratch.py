@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from workbench.config.resolve import resolve_recipe
+from workbench.config.resolve import Profile, resolve_recipe
 from workbench.teachers.kinds import FittedEntry, TeacherKind, register_kind
 
 
@@ -22,7 +22,7 @@ class ScratchTeacherSpec(FittedEntry):
 
     kind: Literal["scratch"]
     recipe: str = "clip"
-    profile: Literal["micro", "paper", "smoke"] = "micro"
+    profile: Profile = "micro"
     set: dict[str, Any] = Field(default_factory=dict)
     """Dotted recipe overrides, as in a study file's ``set``."""
 

@@ -1,0 +1,129 @@
+"""``workbench train``, ``reinforce``, ``eval``, ``models``, ``report`` and ``ui``: single runs outside a
+study, and looking at results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from workbench.cli.options import profile_option
+from workbench.workspace import Workspace
+
+
+# ---------------------------------------------------------------- train / eval
+@click.command("train")
+@click.option("--recipe", default="clip", show_default=True)
+@profile_option(default="micro", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted override, YAML value (repeatable).")
+@click.pass_obj
+def train(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...]) -> None:
+    """Train (or reuse) one student outside any study and print its eval table."""
+    from workbench.study.single import train_single
+
+    click.echo(train_single(recipe, profile, sets, ws.ensure()))
+
+
+@click.command("reinforce")
+@click.option("--recipe", default="clip", show_default=True)
+@profile_option(default="micro", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Dotted override, YAML value (repeatable), e.g. reinforce.teachers=[lite0-minilm].")
+@click.option("--workers", type=int, help="Local processes [default: reinforce.workers].")
+@click.pass_obj
+def reinforce_command(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...], workers: int | None) -> None:
+    """Reinforce the recipe's training sets (MobileCLIP's dataset reinforcement).
+
+    Stores, per image, K augmentations with every teacher's embedding of each, S synthetic captions per
+    captioner, and the teachers' embeddings of the ground truth and of each synthetic caption, as
+    DataCompDR-layout shards. Fits missing teachers and captioners first. Cached by content; a killed
+    run resumes at its first unfinished shard; under torchrun (RANK / WORLD_SIZE) machines write
+    disjoint shards and rank 0 commits. Example:
+
+    \b
+    workbench reinforce --set reinforce.teachers=[lite0-minilm] --set reinforce.captioners=[tuxpaint]
+    """
+    from workbench.config.resolve import resolve_recipe
+    from workbench.reinforce.stage import reinforce
+    from workbench.study.single import parse_sets
+
+    overrides = parse_sets(sets) | ({"reinforce.workers": workers} if workers else {})
+    result = reinforce(resolve_recipe(recipe, profile, [("--set", overrides)]), ws.ensure())
+    click.echo(result.render())
+
+
+@click.command("eval")
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.option("--suite", help="Eval-suite YAML, or `validation` for the shipped tuning suite "
+                               "[default: the built-in suite].")
+@click.pass_obj
+def evaluate(ws: Workspace, checkpoint: Path, suite: str | None) -> None:
+    """Run the eval suite on a trained student (a model.pt from the stage cache)."""
+    from workbench.evaluate.lineage import render
+    from workbench.evaluate.spec import load_suite
+    from workbench.evaluate.suite import run_suite
+    from workbench.models.students import load_trained
+    from workbench.study.lineage import checkpoint_lineage
+
+    try:
+        chosen = load_suite(suite)
+    except FileNotFoundError as error:
+        raise click.BadParameter(str(error), param_hint="--suite") from None
+    result = run_suite(load_trained(checkpoint), ws, chosen, progress=True)
+    click.echo(result.to_table() + "\n\n" + render(checkpoint_lineage(checkpoint), chosen, result.to_dict()))
+
+
+@click.command("models")
+def models() -> None:
+    """List students: registered micro configs (with parameter counts) and open_clip names."""
+    from workbench.config.recipe import ModelConfig
+    from workbench.models.students import configured_image_size, count_parameters, create_student, list_students
+
+    listing = list_students()
+    for name in listing["micro"]:
+        params = count_parameters(create_student(ModelConfig(name=name)))
+        click.echo(f"{name:16} {configured_image_size(name):4d}px  {params['total'] / 1e6:6.2f}M params "
+                   f"(image {params['image'] / 1e6:.2f}M, text {params['text'] / 1e6:.2f}M)")
+    click.echo("open_clip: " + ", ".join(listing["open_clip"]))
+
+
+# ---------------------------------------------------------------- report / ui
+def print_report(ws: Workspace, file: Path, profile: str | None, write: bool, out: Path = Path("reports")) -> None:
+    """Print FILE's table (and with ``write``, write it to OUT): ``report`` and ``study run`` end with it."""
+    from workbench.report.build import study_report
+
+    text, paths = study_report(file, ws, profile, out if write else None)
+    click.echo(text)
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+@click.command("report")
+@click.argument("file", type=click.Path(path_type=Path))
+@profile_option()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True)
+@click.pass_obj
+def report(ws: Workspace, file: Path, profile: str | None, out: Path) -> None:
+    """Print FILE's table (mean ± std over seeds), each row's verdict against `table.reference` and the runs'
+    provenance; write them to OUT as Markdown, and the numbers (per seed, with run ids) as CSV."""
+    print_report(ws, file, profile, write=True, out=out)
+
+
+@click.command("ui")
+@click.option("--port", default=5000, show_default=True)
+@click.pass_obj
+def ui(ws: Workspace, port: int) -> None:
+    """Start the MLflow UI on 127.0.0.1 against the workspace's store (Ctrl-C stops it)."""
+    from workbench.tracking.mlflow_store import start_ui
+
+    click.echo(f"MLflow UI on http://127.0.0.1:{port} (store {ws.mlflow_uri})")
+    process = start_ui(ws, port)
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait()
+
+
+COMMANDS = (train, reinforce_command, evaluate, models, report, ui)
+"""The commands of this module, as ``workbench`` adds them."""

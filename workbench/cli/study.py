@@ -1,0 +1,80 @@
+"""``workbench study``: validate, plan, run and inspect study files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from workbench.cli.options import profile_option
+from workbench.cli.runs import print_report
+from workbench.workspace import Workspace
+
+
+@click.group()
+def study() -> None:
+    """Validate, plan, run and inspect study files."""
+
+
+@study.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@profile_option(help="Also resolve at this profile.")
+@click.pass_obj
+def study_validate(ws: Workspace, files: tuple[Path, ...], profile: str | None) -> None:
+    """Check study files (schema, dotted keys, trial count, names of datasets, teachers, captioners,
+    suites and the objective metric, every grid point's recipe); exit 2 on the first error. Creates nothing."""
+    from workbench.config.study import load_study, validate_points
+
+    for path in files:
+        study = load_study(path, ws)
+        trials = validate_points(study, path, profile)
+        click.echo(f"ok: {path} ({trials} grid trials" + (f", {study.search.trials} search trials)" if study.search
+                                                          else ")"))
+
+
+@study.command("plan")
+@click.argument("file", type=click.Path(path_type=Path))
+@profile_option(help="Scale of the recipe [default: the study's].")
+@click.pass_obj
+def study_plan(ws: Workspace, file: Path, profile: str | None) -> None:
+    """List trials, stages to build, cache hits and the cost of running FILE."""
+    from workbench.study.plan import make_plan
+
+    click.echo(make_plan(file, ws, profile).render())
+
+
+@study.command("run")
+@click.argument("file", type=click.Path(path_type=Path))
+@profile_option(help="Scale of the recipe [default: the study's].")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Trials run in this many local processes [default: cores ÷ the trials' train.threads]. "
+                   "Each trial pins its own thread count, so this changes the wall time, never a number.")
+@click.option("--report/--no-report", default=True, show_default=True, help="Print the study's table at the end.")
+@click.pass_obj
+def study_run(ws: Workspace, file: Path, profile: str | None, workers: int | None, report: bool) -> None:
+    """Run every trial of FILE not already complete (finished trials and cached stages are reused)."""
+    from workbench.study.orchestrate import run_study
+
+    summary = run_study(file, ws, profile, workers)
+    click.echo(f"{summary.name}: {summary.total} trials; {summary.reused} reused, {summary.ran} run, "
+               f"{len(summary.failed)} failed" + (f", {summary.recovered} interrupted trials recovered"
+                                                   if summary.recovered else ""))
+    for line in summary.failed:
+        click.echo(f"  failed {line}", err=True)
+    if report:
+        print_report(ws, file, profile, write=True)
+    if summary.failed:
+        sys.exit(1)
+
+
+@study.command("status")
+@click.argument("file", type=click.Path(path_type=Path))
+@profile_option()
+@click.option("--all", "show_all", is_flag=True, help="Also list trials of points no longer in the study file.")
+@click.pass_obj
+def study_status(ws: Workspace, file: Path, profile: str | None, show_all: bool) -> None:
+    """Show each trial's Optuna state, objective value and failure reason."""
+    from workbench.study.status import render_status
+
+    click.echo(render_status(file, ws, profile, show_all))
