@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from workbench.cli import main
-from workbench.evaluate.spec import DEFAULT_SUITE
+from workbench.config.files import DEFAULT_SUITE
 
 HUGE = Path(__file__).parent / "bad_studies" / "45_huge_seeds.yaml"
 

@@ -1,6 +1,7 @@
 import pytest
 
-from workbench.evaluate.spec import DEFAULT_SUITE, RetrievalTask, Suite, ZeroShotTask, load_suite
+from workbench.config.files import DEFAULT_SUITE
+from workbench.evaluate.spec import RetrievalTask, Suite, ZeroShotTask, load_suite
 
 
 def test_default_suite_loads_and_headlines_refer_to_its_tasks():

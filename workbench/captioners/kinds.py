@@ -218,11 +218,10 @@ class FinetuneKind(CaptionerKind):
 
     def identity(self, name, spec: FinetuneSpec, registry, ws):
         """The parent's key is an input: refitting a parent makes new children."""
-        from workbench.captioners.spec import captioner_spec
         from workbench.data.build import dataset_fingerprints  # the sources load torch; specs must not
 
         inputs = dataset_fingerprints(ws, spec.datasets)
-        parent = captioner_spec(spec.parent, registry)
+        parent = registry.captioners[spec.parent]  # load_registry checked that it exists
         inputs["parent"] = kind_of(parent).key(spec.parent, parent, registry, ws)
         return spec.model_dump(mode="json", exclude={"parent"}), inputs
 

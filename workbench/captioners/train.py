@@ -11,13 +11,12 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 from open_clip.loss import CoCaLoss
 
-from workbench.captioners.kinds import CaptionerEntry
 from workbench.captioners.model import (Captioner, context_length, count_parameters, create_coca, load_grown, mean_std,
                                         save_captioner)
 from workbench.captioners.vocab import PAD, Vocabulary
@@ -29,6 +28,9 @@ from workbench.train.data import BatchStream, TrainingSet, capped_rows, tokenize
 from workbench.train.loop import (build_optimizer, check_finite, lr_at, restore_checkpoint, save_checkpoint,
                                   seed_everything, set_lr)
 from workbench.workspace import Workspace
+
+if TYPE_CHECKING:
+    from workbench.captioners.kinds import CaptionerEntry
 
 HISTORY = "history.jsonl"
 

@@ -90,9 +90,13 @@ def models() -> None:
 # ---------------------------------------------------------------- report / ui
 def print_report(ws: Workspace, file: Path, profile: str | None, write: bool, out: Path = Path("reports")) -> None:
     """Print FILE's table (and with ``write``, write it to OUT): ``report`` and ``study run`` end with it."""
+    from workbench.config.study import load_study
     from workbench.report.build import study_report
+    from workbench.study.trials import point_ids
 
-    text, paths = study_report(file, ws, profile, out if write else None)
+    study = load_study(file)
+    points = point_ids(study, file, profile or study.profile)
+    text, paths = study_report(file, ws, profile, out if write else None, points)
     click.echo(text)
     for path in paths:
         click.echo(f"wrote {path}")

@@ -24,10 +24,11 @@ def study() -> None:
 def study_validate(ws: Workspace, files: tuple[Path, ...], profile: str | None) -> None:
     """Check study files (schema, dotted keys, trial count, names of datasets, teachers, captioners,
     suites and the objective metric, every grid point's recipe); exit 2 on the first error. Creates nothing."""
-    from workbench.config.study import load_study, validate_points
+    from workbench.study.references import load_checked
+    from workbench.study.trials import validate_points
 
     for path in files:
-        study = load_study(path, ws)
+        study = load_checked(path, ws)
         trials = validate_points(study, path, profile)
         click.echo(f"ok: {path} ({trials} grid trials" + (f", {study.search.trials} search trials)" if study.search
                                                           else ")"))

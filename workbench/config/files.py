@@ -17,6 +17,8 @@ from pydantic.fields import FieldInfo
 
 from workbench.config.errors import ConfigError
 
+DEFAULT_SUITE = Path(__file__).parent.parent / "evaluate" / "suite.yaml"
+"""The eval suite a recipe without ``eval.suite`` is scored on; shipped suites lie beside it."""
 MAX_FILE_BYTES = 256 * 1024
 """A study, recipe, zoo or registry file is a few KB; a bigger one is not one of them."""
 MAX_NODES = 100_000
@@ -215,3 +217,15 @@ def _tags(members: list[Any], discriminator: Any) -> dict[Any, Any]:
             for value in get_args(base.model_fields[field].annotation):
                 tags[value] = base
     return tags
+
+
+def suite_path(path: str | Path | None = None) -> Path:
+    """The suite file a recipe names: a path, a shipped suite's bare name, or None for the default."""
+    path = Path(path) if path is not None else DEFAULT_SUITE
+    if path.parent == Path(".") and not path.suffix and (shipped := DEFAULT_SUITE.with_name(f"{path}.yaml")).exists():
+        path = shipped
+    if not path.exists():
+        shipped = sorted(p.stem for p in DEFAULT_SUITE.parent.glob("*.yaml"))
+        raise FileNotFoundError(f"no eval suite {str(path)!r}: give a suite YAML file or a shipped suite's "
+                                f"name ({', '.join(shipped)})")
+    return path

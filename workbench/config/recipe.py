@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from workbench.config.augment import AugmentPolicy, Preset
-from workbench.config.files import Strict
+from workbench.config.files import Strict, suite_path
 
 
 class DataConfig(Strict):
@@ -105,8 +105,6 @@ class EvalConfig(Strict):
     @field_validator("suite")
     @classmethod
     def _suite_exists(cls, suite: str | None) -> str | None:
-        from workbench.evaluate.spec import suite_path
-
         try:
             suite_path(suite)
         except FileNotFoundError as error:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, model_validator
 
@@ -17,9 +17,6 @@ from workbench.config.errors import ConfigError
 from workbench.config.files import Strict, load_spec
 from workbench.config.overrides import check_key
 from workbench.config.resolve import Profile, recipe_path
-
-if TYPE_CHECKING:
-    from workbench.workspace import Workspace
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 DEFAULT_MAX_TRIALS = 1000
@@ -299,33 +296,15 @@ def check_size(study: Study, where: str) -> None:
                                  f"(max_trials); {raise_it}")
 
 
-def load_study(path: str | Path, ws: Workspace | None = None) -> Study:
-    """Load and fully validate a study file, or raise ConfigError naming file and key.
+def load_study(path: str | Path) -> Study:
+    """Load and validate a study file's schema, or raise ConfigError naming file and key.
 
-    Nothing is expanded: the trial count is checked from the axes' sizes, and every name the file uses
-    (datasets, teachers, captioners, suites, the objective metric) against what exists. ``ws`` adds the
-    checks that need a workspace: imported dataset names and that suites lie inside project or workspace.
+    Nothing is expanded: the trial count is checked from the axes' sizes and every dotted key against
+    the recipe schema. Whether the names it uses exist (datasets, teachers, suites) is the study's check:
+    ``workbench.study.references.load_checked``.
     """
-    from workbench.config.references import check_names
-
     where = str(path)
     study = load_spec(path, Study, mapping="a study file is a mapping, got {type}")
     check_size(study, where)
     _check_references(study, where)
-    check_names(study, where, ws)
     return study
-
-
-def validate_points(study: Study, path: str | Path, profile: str | None = None) -> int:
-    """Resolve every grid point's recipe once, with the first seed (a seed cannot make a recipe invalid:
-    it is any integer); return the grid's trial count (points × seeds). Call after ``load_study``."""
-    import itertools
-
-    from workbench.study.trials import build_trial
-
-    profile = profile or study.profile
-    first_seed = study.seeds[0] if isinstance(study.seeds, list) else 0
-    names = list(study.axes)
-    for combo in itertools.product(*(range(study.axes[name].size) for name in names)):
-        build_trial(study, path, profile, dict(zip(names, combo)), first_seed)
-    return study.grid_size

@@ -11,11 +11,10 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from workbench.config.files import Strict, load_spec
+from workbench.config.files import Strict, load_spec, suite_path
 
 from workbench.stages.cache import stage_key
 
-DEFAULT_SUITE = Path(__file__).with_name("suite.yaml")
 TRANSFER = "transfer"
 """The metric: mean primary metric of the tasks the student has truly never seen."""
 
@@ -191,18 +190,6 @@ class Suite(Strict):
             return [self.task(name) for name in spec.tasks]
         except KeyError as err:
             raise ValueError(f"headline {column!r}: {err.args[0]}") from None
-
-
-def suite_path(path: str | Path | None = None) -> Path:
-    """The suite file a recipe names: a path, a shipped suite's bare name, or None for the default."""
-    path = Path(path) if path is not None else DEFAULT_SUITE
-    if path.parent == Path(".") and not path.suffix and (shipped := DEFAULT_SUITE.with_name(f"{path}.yaml")).exists():
-        path = shipped
-    if not path.exists():
-        shipped = sorted(p.stem for p in DEFAULT_SUITE.parent.glob("*.yaml"))
-        raise FileNotFoundError(f"no eval suite {str(path)!r}: give a suite YAML file or a shipped suite's "
-                                f"name ({', '.join(shipped)})")
-    return path
 
 
 def load_suite(path: str | Path | None = None) -> Suite:

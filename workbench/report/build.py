@@ -16,17 +16,17 @@ from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker
 from workbench.workspace import Workspace
 
 
-def study_report(path: str | Path, ws: Workspace, profile: str | None = None,
-                 out_dir: Path | None = None) -> tuple[str, list[Path]]:
-    """The rendered Markdown table, and the files written (none when ``out_dir`` is None)."""
-    from workbench.study.trials import expand_grid
+def study_report(path: str | Path, ws: Workspace, profile: str | None = None, out_dir: Path | None = None,
+                 points: set[str] | None = None) -> tuple[str, list[Path]]:
+    """The rendered Markdown table, and the files written (none when ``out_dir`` is None).
 
+    ``points``: the ids of the grid points the file defines now (``workbench.study.trials.point_ids``);
+    runs of others (an edited recipe, a removed axis value) are left out. None keeps every run."""
     study = load_study(path)
     profile = profile or study.profile
     tracker = Tracker(ws)
     runs = tracker.trial_runs(study.experiment(profile))
-    if not runs.empty and not study.search:  # only the points the file defines now
-        points = {spec.point_id for spec in expand_grid(study, path, profile)}
+    if not runs.empty and points is not None:
         runs = runs[runs[f"tags.{TAG_PREFIX}point_id"].isin(points)]
     paper = f" — {study.paper.name} Tab. {study.paper.table}" if study.paper else ""
     title = f"{study.title or study.study}{paper} (profile {profile})"

@@ -34,6 +34,7 @@ from workbench.stages.cache import log_stages_to_stderr
 from workbench.study.lineage import log_lineage
 from workbench.study.pipeline import run_trial_stages
 from workbench.study.prepare import prepare_inputs
+from workbench.study.references import load_checked
 from workbench.study.trials import TrialSpec, build_trial, expand_grid
 from workbench.threads import resolve_threads
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten, process_alive
@@ -294,7 +295,7 @@ def run_study(path: str | Path, ws: Workspace, profile: str | None = None, worke
     """Validate, prepare inputs, then run every trial not already complete (``workers`` None: as many
     local processes as the cores hold at the trials' thread count)."""
     path = str(path)
-    study = load_study(path, ws)  # the workspace's checks too: imported dataset names, where suites lie
+    study = load_checked(path, ws)  # the workspace's checks too: imported dataset names, where suites lie
     profile = profile or study.profile
     specs = expand_grid(study, path, profile)  # validates every point before any work starts
     workers = workers or default_workers(specs)

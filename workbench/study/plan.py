@@ -18,12 +18,12 @@ from workbench.captioners.kinds import kind_of as captioner_kind
 from workbench.captioners.spec import captioner_spec, lineage, root_model
 from workbench.config.augment import describe
 from workbench.config.recipe import Recipe
-from workbench.config.study import load_study
 from workbench.evaluate.stage import eval_key
 from workbench.reinforce.plan import estimate, planned_inputs, registry_of, reinforce_key, zoo_of
 from workbench.reinforce.stage import progress_of
 from workbench.stages.cache import StageCache
 from workbench.study.pipeline import planned_train_key
+from workbench.study.references import load_checked
 from workbench.study.trials import TrialSpec, expand_grid
 from workbench.teachers.fit import required_datasets
 from workbench.teachers.kinds import kind_of as teacher_kind
@@ -167,7 +167,7 @@ class Plan:
 
 
 def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Plan:
-    study = load_study(path, ws)
+    study = load_checked(path, ws)
     profile = profile or study.profile
     specs = expand_grid(study, path, profile)
     datasets, _ = required_inputs([s.recipe for s in specs])

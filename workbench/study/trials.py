@@ -83,3 +83,19 @@ def expand_grid(study: Study, path: str | Path, profile: str | None = None) -> l
         for seed in study.seed_list:
             trials.append(build_trial(study, path, profile, dict(zip(names, combo)), seed))
     return trials
+
+
+def validate_points(study: Study, path: str | Path, profile: str | None = None) -> int:
+    """Resolve every grid point's recipe once, with the first seed (a seed cannot make a recipe invalid:
+    it is any integer); return the grid's trial count (points × seeds). Call after ``load_study``."""
+    profile = profile or study.profile
+    first_seed = study.seeds[0] if isinstance(study.seeds, list) else 0
+    names = list(study.axes)
+    for combo in itertools.product(*(range(study.axes[name].size) for name in names)):
+        build_trial(study, path, profile, dict(zip(names, combo)), first_seed)
+    return study.grid_size
+
+
+def point_ids(study: Study, path: str | Path, profile: str | None = None) -> set[str] | None:
+    """The ids of the grid points the file defines now (None for a search: its points are the sampler's)."""
+    return None if study.search else {spec.point_id for spec in expand_grid(study, path, profile)}

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -22,13 +22,15 @@ import torch.nn.functional as F
 from workbench.augment.crop import apply_crop, sample_crop_params
 from workbench.data.arrays import load_training_arrays
 from workbench.stages.cache import StageCache
+from workbench.stages.progress import progress_bar
 from workbench.stages.registry import register_stage
-from workbench.train.loop import check_finite, lr_at, set_lr
 from workbench.teachers.towers import EfficientNetLiteTower, MiniLMTower
-from workbench.teachers.kinds.lit import LitTeacherSpec
+from workbench.train.loop import check_finite, lr_at, set_lr
 from workbench.train.loss import clip_loss
 from workbench.workspace import Workspace
-from workbench.stages.progress import progress_bar
+
+if TYPE_CHECKING:
+    from workbench.teachers.kinds.lit import LitTeacherSpec
 
 FEATURES = register_stage("features", version=1)
 CHUNK = 2048

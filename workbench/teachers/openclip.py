@@ -7,10 +7,13 @@ that says how to pass the same weights as a local file instead.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.models.encoder import OpenClipEncoder
 from workbench.teachers.towers import MissingWeightsError
-from workbench.teachers.kinds.openclip import OpenClipTeacherSpec
+
+if TYPE_CHECKING:
+    from workbench.teachers.kinds.openclip import OpenClipTeacherSpec
 
 CHECKPOINT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
 

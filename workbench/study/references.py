@@ -9,20 +9,20 @@ choice — so the error names that place and the dotted key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
+from workbench.captioners.spec import load_registry
 from workbench.config.errors import ConfigError
-
-if TYPE_CHECKING:
-    from workbench.config.study import Study
-    from workbench.evaluate.spec import Suite
-    from workbench.workspace import Workspace
+from workbench.config.resolve import recipe_values
+from workbench.config.study import Choice, Study, load_study
+from workbench.data.build import SOURCES
+from workbench.evaluate.spec import DEFAULT_SUITE, RETRIEVAL_METRICS, ZEROSHOT_METRICS, Suite, load_suite, suite_path
+from workbench.teachers.zoo import INLINE_OPENCLIP, load_zoo, parse_inline
+from workbench.workspace import Workspace
 
 
 def study_values(study: Study, dotted: str) -> Iterator[tuple[str, Any]]:
     """``(where in the file, value)`` for every value the study gives ``dotted``."""
-    from workbench.config.study import Choice
-
     if dotted in study.set:
         yield f"set.{dotted}", study.set[dotted]
     for name, axis in study.axes.items():
@@ -36,8 +36,6 @@ def study_values(study: Study, dotted: str) -> Iterator[tuple[str, Any]]:
 
 def effective_values(study: Study, dotted: str) -> list[Any]:
     """Every value ``dotted`` can take in the study's trials: the file's, else the recipe's profiles'."""
-    from workbench.config.resolve import recipe_values
-
     values = [value for _, value in study_values(study, dotted)]
     return values or recipe_values(study.recipe, dotted)
 
@@ -56,8 +54,6 @@ def _check_each(study: Study, where: str, dotted: str, check: Callable[[str], st
 
 def known_datasets(ws: Workspace) -> list[str]:
     """Built-in sources, then datasets imported into (or built in) the workspace; reads, never creates."""
-    from workbench.data.build import SOURCES
-
     found = sorted(p.parent.name for p in ws.data_dir.glob("*/manifest.json")) if ws.data_dir.is_dir() else []
     return list(SOURCES) + [name for name in found if name not in SOURCES]
 
@@ -79,8 +75,6 @@ def _loaded(where: str, at: str, load: Callable[[], Any]) -> Any:
 
 
 def _teachers(study: Study, where: str) -> None:
-    from workbench.teachers.zoo import INLINE_OPENCLIP, load_zoo, parse_inline
-
     if not any(_names(value) for _, value in study_values(study, "reinforce.teachers")):
         return
     zoos = {zoo: _loaded(where, "reinforce.zoo", lambda zoo=zoo: load_zoo(zoo))
@@ -104,8 +98,6 @@ def _teachers(study: Study, where: str) -> None:
 
 
 def _captioners(study: Study, where: str) -> None:
-    from workbench.captioners.spec import load_registry
-
     if not any(_names(value) for _, value in study_values(study, "reinforce.captioners")):
         return
     registries = {path: _loaded(where, "reinforce.registry", lambda path=path: load_registry(path))
@@ -124,8 +116,6 @@ def _inside(path: Path, roots: list[Path]) -> bool:
 def _suite_location(value: Any, ws: Workspace | None) -> str | None:
     """Why the suite ``value`` cannot be used, or None: it must exist and, with a workspace to tell,
     lie inside the project (the working directory), the workspace or the shipped suites."""
-    from workbench.evaluate.spec import DEFAULT_SUITE, suite_path
-
     if value is not None and not isinstance(value, str):
         return None  # the recipe schema names the type
     try:
@@ -147,16 +137,12 @@ def _suites(study: Study, where: str, ws: Workspace | None) -> None:
 
 def suite_metrics(suite: Suite) -> tuple[list[str], list[str]]:
     """The headline columns and the ``task/metric`` names an eval of ``suite`` reports."""
-    from workbench.evaluate.spec import RETRIEVAL_METRICS, ZEROSHOT_METRICS
-
     tasks = [f"{task.name}/{metric}" for task in suite.tasks
              for metric in (ZEROSHOT_METRICS if task.kind == "zeroshot" else RETRIEVAL_METRICS)]
     return list(suite.headline), tasks
 
 
 def _objective(study: Study, where: str) -> None:
-    from workbench.evaluate.spec import load_suite
-
     metric = study.objective.metric
     for value in effective_values(study, "eval.suite"):
         if value is not None and not isinstance(value, str):
@@ -183,3 +169,15 @@ def check_names(study: Study, where: str, ws: Workspace | None) -> None:
     _teachers(study, where)
     _captioners(study, where)
     _objective(study, where)
+
+
+def load_checked(path: str | Path, ws: Workspace | None = None) -> Study:
+    """Load a study file (``config.study.load_study``) and check every name it uses against what exists.
+
+    ``ws`` adds the checks that need a workspace: imported dataset names and that suites lie inside the
+    project or the workspace. Nothing is expanded: this is what ``study validate`` and ``study run`` check
+    before any grid point is resolved.
+    """
+    study = load_study(path)
+    check_names(study, str(path), ws)
+    return study
