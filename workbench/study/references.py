@@ -13,10 +13,11 @@ from typing import Any, Callable, Iterator
 
 from workbench.captioners.spec import load_registry
 from workbench.config.errors import ConfigError
+from workbench.config.files import DEFAULT_SUITE, suite_path
 from workbench.config.resolve import recipe_values
 from workbench.config.study import Choice, Study, load_study
 from workbench.data.build import SOURCES
-from workbench.evaluate.spec import DEFAULT_SUITE, RETRIEVAL_METRICS, ZEROSHOT_METRICS, Suite, load_suite, suite_path
+from workbench.evaluate.spec import RETRIEVAL_METRICS, ZEROSHOT_METRICS, Suite, load_suite
 from workbench.teachers.zoo import INLINE_OPENCLIP, load_zoo, parse_inline
 from workbench.workspace import Workspace
 
