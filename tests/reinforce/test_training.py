@@ -125,3 +125,23 @@ seeds: 1
         history = client.get_metric_history(run.info.run_id, "train/gt/kd_image_to_text")
         assert history and all(np.isfinite(m.value) for m in history)
         assert "train/synthetic/kd_text_to_image" in run.data.metrics
+
+
+def test_a_distilled_trial_runs_the_reinforcement_stage_once(reinforce_root, reinforce_ws, monkeypatch):
+    """The trial opens the reinforced dataset and hands it to the trainer, which never reinforces itself."""
+    import workbench.train.trainer as trainer
+    from workbench.study import pipeline
+
+    class FirstStep(Exception):
+        pass
+
+    r = recipe(reinforce_root)
+    r = r.model_copy(update={"eval": r.eval.model_copy(update={"suite": str(SHARDS_SUITE)}),
+                             "train": r.train.model_copy(update={"batch_size": 16})})
+    reinforce(r, reinforce_ws, progress=False)  # built beforehand, as a study's prepare step does
+    calls = []
+    monkeypatch.setattr(pipeline, "reinforce", lambda *args, **kwargs: calls.append(1) or reinforce(*args, **kwargs))
+    monkeypatch.setattr(trainer, "lr_at", lambda *args: (_ for _ in ()).throw(FirstStep()))
+    with pytest.raises(FirstStep):  # the trainer reached its first step
+        pipeline.run_trial_stages(r, reinforce_ws, progress=False)
+    assert len(calls) == 1
