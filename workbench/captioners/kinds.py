@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from workbench.config.files import Strict
+from workbench.config.kinds import KindError, check_new_kind
 from workbench.config.recipe import AugmentConfig
 from workbench.evaluate.spec import DataRef, as_ref
 from workbench.stages.registry import register_stage
@@ -153,20 +154,10 @@ class CaptionerKind:
 _KINDS: dict[str, CaptionerKind] = {}
 
 
-class KindError(ValueError):
-    """A captioner kind registered twice, or an entry of no registered kind."""
-
-
 def register_kind(cls: type[CaptionerKind]) -> type[CaptionerKind]:
     """Class decorator: register ``cls`` under ``cls.name``, the ``kind:`` its registry entries carry."""
-    name = cls.name
-    if name in _KINDS:
-        raise KindError(f"captioner kind {name!r} is registered twice: {type(_KINDS[name]).__qualname__} "
-                        f"and {cls.__qualname__}")
-    kind_field = cls.spec.model_fields.get("kind")
-    if kind_field is None or getattr(kind_field.annotation, "__args__", None) != (name,):
-        raise KindError(f"captioner kind {name!r}: {cls.spec.__name__} needs the field kind: Literal[{name!r}]")
-    _KINDS[name] = cls()
+    check_new_kind("captioner", _KINDS, cls)
+    _KINDS[cls.name] = cls()
     return cls
 
 

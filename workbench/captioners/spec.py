@@ -8,31 +8,21 @@ parent captioner trained further on a set with better captions).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, PrivateAttr, TypeAdapter, field_validator
+from pydantic import BaseModel, PrivateAttr, field_validator
 
 from workbench.captioners.kinds import (CaptionerEntry, CaptionerFit, FinetuneSpec, PretrainSpec, entry_classes,
                                         kind_of)
 from workbench.config.errors import ConfigError
 from workbench.config.files import Strict, load_spec
+from workbench.config.kinds import entries_schema
 
 __all__ = ["CaptionerEntry", "CaptionerFit", "DEFAULT_REGISTRY", "FinetuneSpec", "PretrainSpec", "Registry",
            "captioner_spec", "dump_spec", "lineage", "load_registry", "root_model"]
 
 DEFAULT_REGISTRY = Path(__file__).with_name("captioners.yaml")
-
-_adapters: dict[tuple[type, ...], TypeAdapter] = {}
-
-
-def _entries() -> TypeAdapter:
-    """Validates ``{name: entry}`` as the registered kinds' entry classes, told apart by ``kind``."""
-    classes = entry_classes()
-    if classes not in _adapters:
-        union = Annotated[Union[classes], Field(discriminator="kind")] if len(classes) > 1 else classes[0]
-        _adapters[classes] = TypeAdapter(dict[str, union])
-    return _adapters[classes]
 
 
 class Registry(Strict):
@@ -44,7 +34,7 @@ class Registry(Strict):
     @field_validator("captioners", mode="plain")
     @classmethod
     def _by_kind(cls, value: Any) -> dict[str, Any]:
-        return _entries().validate_python(value)
+        return entries_schema(entry_classes()).validate_python(value)
 
     @property
     def path(self) -> str:

@@ -15,13 +15,14 @@ Besides zoo names, ``openclip:MODEL/TAG_OR_PATH`` names an open_clip teacher inl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, field_validator
 
 from workbench.config.errors import ConfigError
 from workbench.config.files import Strict, load_spec
+from workbench.config.kinds import entries_schema
 from workbench.teachers.kinds import BASE_SETS, entry_classes, kind_of
 # The built-in kinds, registered in this order (the order a zoo error lists them); their entry classes
 # stay importable from here.
@@ -35,17 +36,6 @@ __all__ = ["BASE_SETS", "DEFAULT_ZOO", "INLINE_OPENCLIP", "LitFit", "LitTeacherS
 DEFAULT_ZOO = Path(__file__).with_name("zoo.yaml")
 INLINE_OPENCLIP = "openclip:"
 
-_adapters: dict[tuple[type, ...], TypeAdapter] = {}
-
-
-def _entries() -> TypeAdapter:
-    """Validates ``{name: entry}`` as the registered kinds' entry classes, told apart by ``kind``."""
-    classes = entry_classes()
-    if classes not in _adapters:
-        union = Annotated[Union[classes], Field(discriminator="kind")] if len(classes) > 1 else classes[0]
-        _adapters[classes] = TypeAdapter(dict[str, union])
-    return _adapters[classes]
-
 
 class Zoo(Strict):
     teachers: dict[str, Any]
@@ -54,7 +44,7 @@ class Zoo(Strict):
     @field_validator("teachers", mode="plain")
     @classmethod
     def _by_kind(cls, value: Any) -> dict[str, Any]:
-        return _entries().validate_python(value)
+        return entries_schema(entry_classes()).validate_python(value)
 
     def for_holdout(self, holdout: bool) -> "Zoo":
         """The zoo a ``data.holdout`` recipe uses: every fitted teacher fitted without the validation slice,

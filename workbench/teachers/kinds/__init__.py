@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from pydantic import BaseModel
 
 from workbench.config.files import Strict
+from workbench.config.kinds import KindError, check_new_kind
 from workbench.evaluate.lineage import Lineage
 from workbench.evaluate.spec import load_suite, suite_key
 from workbench.stages.registry import register_stage
@@ -130,20 +131,10 @@ _KINDS: dict[str, TeacherKind] = {}
 _discovered = False
 
 
-class KindError(ValueError):
-    """A teacher kind registered twice, or a spec of no registered kind."""
-
-
 def register_kind(cls: type[TeacherKind]) -> type[TeacherKind]:
     """Class decorator: register ``cls`` under ``cls.name``, the ``kind:`` its zoo entries carry."""
-    name = cls.name
-    if name in _KINDS:
-        raise KindError(f"teacher kind {name!r} is registered twice: {type(_KINDS[name]).__qualname__} "
-                        f"and {cls.__qualname__}")
-    kind_field = cls.spec.model_fields.get("kind")
-    if kind_field is None or getattr(kind_field.annotation, "__args__", None) != (name,):
-        raise KindError(f"teacher kind {name!r}: {cls.spec.__name__} needs the field kind: Literal[{name!r}]")
-    _KINDS[name] = cls()
+    check_new_kind("teacher", _KINDS, cls)
+    _KINDS[cls.name] = cls()
     return cls
 
 
