@@ -16,6 +16,7 @@ import workbench.data.build as data_build
 import workbench.teachers.kinds as teacher_kinds
 from workbench.config.overrides import ConfigError
 from workbench.evaluate.lineage import Lineage
+from workbench.study.lineage import recipe_lineage
 from workbench.teachers.kinds import (KindError, ScoredEntry, TeacherKind, kind_of, kinds, register_kind,
                                       suite_datasets, suite_input)
 from workbench.teachers.kinds.lit import LitKind
@@ -55,7 +56,7 @@ def test_every_kind_keys_describes_sizes_and_round_trips_its_entries(kind_name, 
 
         assert kind.describe(spec).strip()
         assert kind.embed_dim(name, spec) > 0
-        assert isinstance(kind.lineage(name, spec, f"teacher {name}"), Lineage)
+        assert isinstance(kind.lineage(name, spec, f"teacher {name}", recipe_lineage), Lineage)
         needed = kind.required_datasets(name, spec, shapes_ws)
         assert needed and all(isinstance(d, str) for d in needed)
         seconds, what = kind.fit_estimate(name, spec, shapes_ws)
@@ -168,7 +169,9 @@ class RandomKind(TeacherKind):
 def test_a_kind_registered_from_outside_is_zoo_entry_teacher_stage_and_reinforcement_teacher(
         shapes_ws, shapes_suite, tmp_path, monkeypatch):
     from workbench.config.resolve import resolve_recipe
-    from workbench.reinforce.stage import _encode_texts, planned_inputs, reinforce, teacher_dim
+    from workbench.reinforce.plan import planned_inputs, teacher_dim
+    from workbench.reinforce.stage import reinforce
+    from workbench.reinforce.work import _encode_texts
     from workbench.stages.cache import StageCache
     from workbench.study.plan import _teacher_stages
     from workbench.teachers.fit import fit_teacher, list_teachers, load_teacher, teacher_key
