@@ -74,3 +74,15 @@ def test_a_dead_unreaped_process_counts_as_dead():
     finally:
         child.wait()
     assert process_alive(socket.gethostname(), str(os.getpid()))
+
+
+def test_metric_histories_come_back_per_run_in_step_order(tmp_path):
+    tracker = Tracker(Workspace.resolve(tmp_path).ensure())
+    runs = [tracker.start_run("curves", f"trial {i}", {"workbench.kind": "trial"}) for i in range(2)]
+    for step in (64, 0, 128):  # logged out of order, as a resumed run replays its history
+        tracker.log_metrics(runs[0], {"train/loss": 1.0 / (step + 1)}, step)
+    tracker.log_metrics(runs[1], {"train/loss": 0.5}, 0)
+    history = tracker.metric_history(runs, "train/loss")
+    assert history[history.run_id == runs[0]].step.tolist() == [0, 64, 128]
+    assert history[history.run_id == runs[1]].value.tolist() == [0.5]
+    assert tracker.metric_history(runs, "eval/avg").empty

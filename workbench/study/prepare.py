@@ -9,7 +9,6 @@ from __future__ import annotations
 from workbench.config.recipe import Recipe
 from workbench.data.arrays import load_split_arrays
 from workbench.data.build import ensure_datasets
-from workbench.reinforce.plan import reinforce_key
 from workbench.reinforce.stage import reinforce
 from workbench.train.stage import required_inputs
 from workbench.workspace import Workspace
@@ -22,8 +21,7 @@ def prepare_inputs(recipes: list[Recipe], ws: Workspace, progress: bool = True) 
     ensure_datasets(datasets, ws, progress)
     for name, split, size in sorted(arrays):
         load_split_arrays(ws.dataset_dir(name), split, size, progress=progress)
-    built: set[str] = set()
-    for recipe in recipes:
-        if recipe.reinforce.teachers and (key := reinforce_key(recipe, ws)) not in built:
-            reinforce(recipe, ws, progress)
-            built.add(key)
+    distinct = {(tuple(r.data.train), r.data.holdout, r.reinforce.model_dump_json()): r
+                for r in recipes if r.reinforce.teachers}
+    for recipe in distinct.values():  # what a reinforcement's key depends on: its sets and its section
+        reinforce(recipe, ws, progress)

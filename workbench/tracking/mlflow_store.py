@@ -239,6 +239,14 @@ class Tracker:
     def run_status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
 
+    def metric_history(self, run_ids: list[str], metric: str) -> pd.DataFrame:
+        """Every logged value of ``metric`` in each run (``run_id``, ``step``, ``value``), by run then step:
+        a training curve against seen samples, for plots across a study's trials."""
+        rows = [{"run_id": run_id, "step": m.step, "value": m.value}
+                for run_id in run_ids for m in self.client.get_metric_history(run_id, metric)]
+        frame = pd.DataFrame(rows, columns=["run_id", "step", "value"])
+        return frame.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
+
 
 class RunReporter:
     """Streams a stage's metrics to its run: the trainers' Reporter protocol, never asking to stop."""
