@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 import yaml
 from optuna.trial import TrialState
 
@@ -238,8 +239,6 @@ def _git_commit(where: Path = Path(__file__).parent) -> str:
 def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remaining, lock, threads: int,
                 progress: bool) -> None:
     """Take trials until the shared budget is spent. Runs in the main process or a spawned worker."""
-    import torch
-
     _die_with_parent()
     _git_commit()  # read once, as the worker starts, not when its last trial ends
     if progress:  # a spawned worker has no logging set up: say what it builds, as the CLI does

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from workbench import estimates
 from workbench.captioners.fit import captioner_key
 from workbench.captioners.generate import CHUNK
@@ -218,8 +220,6 @@ def _checkpoint_step(partial: Path) -> int:
     """The step of a resumable checkpoint in a stage's partial folder (0: none)."""
     if not (partial / CHECKPOINT).exists():
         return 0
-    import torch
-
     return int(torch.load(partial / CHECKPOINT, map_location="cpu", weights_only=False)["step"])
 
 
