@@ -26,7 +26,11 @@ SHIPPED = load_zoo()
 
 
 def fake_fingerprints(monkeypatch) -> None:
-    monkeypatch.setattr(data_build, "dataset_fingerprints", lambda ws, names: {n: f"fp-{n}" for n in names})
+    """Fixed fingerprints for the shipped datasets (not built here), where kinds and the train stage read them."""
+    from workbench.train import stage as train_stage
+
+    for module in (data_build, train_stage):
+        monkeypatch.setattr(module, "dataset_fingerprints", lambda ws, names: {n: f"fp-{n}" for n in names})
 
 
 def shipped_entries(kind: str) -> dict:
