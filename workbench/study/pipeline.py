@@ -13,12 +13,12 @@ from pathlib import Path
 
 from workbench.config.recipe import Recipe
 from workbench.evaluate.lineage import transfer_scores
-from workbench.study.lineage import recipe_lineage
 from workbench.evaluate.spec import load_suite
 from workbench.evaluate.stage import run_eval_stage
 from workbench.reinforce.plan import reinforce_key
 from workbench.reinforce.stage import REINFORCE, reinforce
 from workbench.stages.cache import StageResult
+from workbench.study.lineage import recipe_lineage
 from workbench.teachers.fit import load_teacher
 from workbench.teachers.zoo import load_zoo
 from workbench.train.stage import run_train_stage, train_key
@@ -62,14 +62,15 @@ class TrialOutcome:
 
 def distillation(recipe: Recipe, ws: Workspace, progress: bool = True) -> tuple[Distillation, StageResult]:
     """Build (or find) ``recipe``'s reinforced dataset and open what its student learns from: the dataset
-    and, for online distillation, its loaded teachers."""
+    and, for online distillation, the loader of its teachers."""
     reinforced = reinforce(recipe, ws, progress)
-    teachers = ()
-    if recipe.distill.mode == "online":
+
+    def load_teachers() -> tuple:
         zoo = load_zoo(recipe.reinforce.zoo, recipe.data.holdout)
-        teachers = tuple(load_teacher(name, ws, zoo) for name in recipe.distilled_teachers)
+        return tuple(load_teacher(name, ws, zoo) for name in recipe.distilled_teachers)
+
     stage = StageResult(REINFORCE.name, reinforced.key, reinforced.path, reinforced.hit)
-    return Distillation(reinforced.key, reinforced.dataset, teachers), stage
+    return Distillation(reinforced.key, reinforced.dataset, load_teachers), stage
 
 
 def planned_train_key(recipe: Recipe, ws: Workspace) -> str:

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -99,11 +99,12 @@ class PlainTask:
 @dataclass(frozen=True)
 class Distillation:
     """What a distilled student learns from, opened by the caller: the reinforced dataset (and its
-    stage key) and, for ``distill.mode: online``, the loaded teachers that run at train time."""
+    stage key) and, for ``distill.mode: online``, how to load the teachers that run at train time (called
+    only when the student is trained, not when its training is a cache hit)."""
 
     key: str
     dataset: ReinforcedDataset
-    teachers: tuple = ()
+    load_teachers: Callable[[], tuple] = tuple
 
 
 class ReinforcedTask:
@@ -121,7 +122,7 @@ class ReinforcedTask:
         scales = list(distill.logit_scales) if distill.logit_scales is not None else self.data.teacher_scales
         self.loss_fn = distillation_loss(distill.lam, distill.ensemble, distill.gt_weight, distill.synthetic_weight,
                                          self.data.dims, scales)
-        self.teachers = list(distillation.teachers)
+        self.teachers = list(distillation.load_teachers()) if self.online else []
         if self.online and len(self.teachers) != len(recipe.distilled_teachers):
             raise ValueError(f"online distillation needs its teachers loaded: {recipe.distilled_teachers}")
 
