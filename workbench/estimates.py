@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 
 from workbench.config.recipe import ModelConfig, Recipe
+from workbench.data.build import is_built
 from workbench.data.shards import read_manifest
 from workbench.models.students import count_parameters, create_student
 from workbench.workspace import Workspace
@@ -165,6 +166,6 @@ def trial_seconds(recipe: Recipe) -> float:
 
 def train_count(ws: Workspace, dataset: str) -> int:
     """Train split size: the manifest's once built, else the figure recorded for the source."""
-    if (ws.dataset_dir(dataset) / "manifest.json").exists():
+    if is_built(ws, dataset):
         return int(read_manifest(ws.dataset_dir(dataset))["splits"]["train"]["count"])
     return TRAIN_SPLIT_SAMPLES.get(dataset, 0)

@@ -51,10 +51,15 @@ def build_dataset(name: str, ws: Workspace, force: bool = False, limit: int | No
     return manifest
 
 
+def is_built(ws: Workspace, name: str) -> bool:
+    """Whether dataset ``name`` is built (or imported) in the workspace: its manifest is written last."""
+    return (ws.dataset_dir(name) / "manifest.json").exists()
+
+
 def ensure_datasets(names, ws: Workspace, progress: bool = True) -> None:
     """Build each named dataset that is not there yet; built or imported ones are used as they are."""
     for name in sorted(names):
-        if not (ws.dataset_dir(name) / "manifest.json").exists():
+        if not is_built(ws, name):
             build_dataset(name, ws, progress=progress)
 
 

@@ -20,6 +20,7 @@ from workbench.captioners.kinds import kind_of as captioner_kind
 from workbench.captioners.spec import captioner_spec, lineage, root_model
 from workbench.config.augment import describe
 from workbench.config.recipe import Recipe
+from workbench.data.build import is_built
 from workbench.evaluate.stage import eval_key
 from workbench.reinforce.plan import estimate, planned_inputs, registry_of, reinforce_key, zoo_of
 from workbench.reinforce.stage import progress_of
@@ -173,7 +174,7 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
     profile = profile or study.profile
     specs = expand_grid(study, path, profile)
     datasets, _ = required_inputs([s.recipe for s in specs])
-    ready = sorted(d for d in datasets if _built(ws, d))
+    ready = sorted(d for d in datasets if is_built(ws, d))
     missing = sorted(datasets - set(ready))
     cache = StageCache(ws.cache_dir)
     planned = []
@@ -212,10 +213,6 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _built(ws: Workspace, name: str) -> bool:
-    return (ws.dataset_dir(name) / "manifest.json").exists()
-
-
 def _checkpoint_step(partial: Path) -> int:
     """The step of a resumable checkpoint in a stage's partial folder (0: none)."""
     if not (partial / CHECKPOINT).exists():
@@ -262,7 +259,7 @@ def _needs(recipe: Recipe, ws: Workspace) -> set[str]:
 
 
 def _keyable(recipe: Recipe, ws: Workspace) -> bool:
-    return all(_built(ws, name) for name in _needs(recipe, ws))
+    return all(is_built(ws, name) for name in _needs(recipe, ws))
 
 
 def _upstream(reinforcements: list[PlannedReinforcement], ws: Workspace, cache: StageCache) -> list[PlannedStage]:
@@ -273,7 +270,7 @@ def _upstream(reinforcements: list[PlannedReinforcement], ws: Workspace, cache: 
             continue
         recipe = reinforcement.recipe
         for name in sorted(_needs(recipe, ws)):
-            if not _built(ws, name):
+            if not is_built(ws, name):
                 stages.setdefault(("data", name), PlannedStage("data", name, "run", None))
         planned = (planned_inputs(recipe.reinforce, list(recipe.data.train), ws, recipe.data.holdout)
                    if _keyable(recipe, ws) else None)
