@@ -46,11 +46,6 @@ from workbench.workspace import Workspace
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def study_name(study: Study, profile: str) -> str:
-    """Optuna study and MLflow experiment name (``Study.experiment``)."""
-    return study.experiment(profile)
-
-
 def open_optuna_study(study: Study, profile: str, ws: Workspace) -> optuna.Study:
     storage = open_optuna_storage(ws.optuna_storage)
     if study.search:
@@ -62,7 +57,7 @@ def open_optuna_study(study: Study, profile: str, ws: Workspace) -> optuna.Study
         sampler = optuna.samplers.GridSampler({**space, _grid_param("seed"): study.seed_list}, seed=0)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=3) if study.search and study.search.pruner == "median"
               else optuna.pruners.NopPruner())
-    return optuna.create_study(study_name=study_name(study, profile), storage=storage, sampler=sampler,
+    return optuna.create_study(study_name=study.experiment(profile), storage=storage, sampler=sampler,
                                pruner=pruner, direction=study.objective.direction, load_if_exists=True)
 
 
@@ -171,7 +166,7 @@ def _suggest(trial: optuna.Trial, study: Study, path: str, profile: str) -> Tria
 def run_one_trial(trial: optuna.Trial, study: Study, path: str, profile: str, ws: Workspace, tracker: Tracker,
                   parent_id: str, progress: bool) -> float:
     """Run a trial's stages inside its own MLflow child run; raise on failure after recording it."""
-    name = study_name(study, profile)
+    name = study.experiment(profile)
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", str(os.getpid()))
     spec = _suggest(trial, study, path, profile)
@@ -299,7 +294,7 @@ def run_study(path: str | Path, ws: Workspace, profile: str | None = None, worke
     specs = expand_grid(study, path, profile)  # validates every point before any work starts
     workers = workers or default_workers(specs)
     ws.ensure()
-    name = study_name(study, profile)
+    name = study.experiment(profile)
     tracker = Tracker(ws)
     tracker.mark_dead_runs_killed(name)
     opt_study = open_optuna_study(study, profile, ws)
