@@ -59,10 +59,14 @@ def test_quickstart_study_runs_reports_and_reuses(real_root, tmp_path):
     status = runner.invoke(main, [*ws, "study", "status", study, "--profile", "smoke"])
     assert "grid: 4/4 points complete" in status.output
 
-    report = runner.invoke(main, [*ws, "report", study, "--profile", "smoke", "--out", str(tmp_path)])
+    studies = Path(study).parent
+    report = runner.invoke(main, [*ws, "report", "--all", "--studies", str(studies), "--profile", "smoke",
+                                  "--out", str(tmp_path)])
     assert report.exit_code == 0, report.output
     assert "| clipart-web |" in report.output and " ± " in report.output
-    assert (tmp_path / "quickstart-smoke.md").exists() and (tmp_path / "quickstart-smoke.csv").exists()
+    written = sorted(p.name for p in (tmp_path / "quickstart").iterdir())
+    assert written == [f"quickstart-smoke.{suffix}" for suffix in ("csv", "html", "md", "png", "tex")]
+    assert f"skipped {studies / 'baseline_clip.yaml'}: no finished trial runs" in report.output  # none at smoke
 
 
 def test_train_and_eval_commands(real_root):

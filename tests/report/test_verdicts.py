@@ -8,7 +8,8 @@ import pytest
 
 from workbench.config.study import Study, load_study
 from workbench.report.build import study_report
-from workbench.report.table import build_table, write_report
+from workbench.report.formats import write_report
+from workbench.report.table import build_table
 
 BASE = {"plain": 0.100, "same": 0.100, "kd": 0.120}
 SPREAD = [-0.002, 0.0, 0.002, -0.001, 0.001]
@@ -56,7 +57,7 @@ def test_with_columns_the_first_metric_fills_the_cells_and_every_metric_gets_ver
     frame = frame.assign(**{"metrics.eval/zeroshot": 0.3 - frame["metrics.eval/avg"],  # kd: worse here
                             "metrics.stderr/zeroshot": 0.003})
     table = build_table(study(columns="lr", metrics=["avg", "zeroshot"]), frame, "t")
-    assert table.table.loc["kd", "0.001"].startswith("0.1200")  # avg, the first metric
+    assert table.text.loc["kd", "0.001"].startswith("0.1200")  # avg, the first metric
     kd = table.verdicts[table.verdicts["method"] == "kd"].set_index(["lr", "metric"])["verdict"]
     assert kd.to_dict() == {("0.001", "avg"): "better", ("0.001", "zeroshot"): "worse",
                             ("0.003", "avg"): "better", ("0.003", "zeroshot"): "worse"}
@@ -90,8 +91,8 @@ def test_without_a_reference_the_report_says_nothing_was_tested():
 
 def test_the_csv_is_numeric_with_per_seed_values_and_run_ids(tmp_path):
     table = build_table(study(), runs(), "t")
-    _, csv = write_report(table, tmp_path, "t")
-    frame = pd.read_csv(csv)
+    write_report(table, tmp_path, "t")
+    frame = pd.read_csv(tmp_path / "t.csv")
     assert list(frame.columns[:7]) == ["method", "metric", "n", "seeds", "mean", "std", "item_se"]
     for column in ("n", "seeds", "mean", "std", "item_se", "diff", "ci_low", "ci_high", "df", "value_seed_0"):
         assert pd.api.types.is_numeric_dtype(frame[column]), column
@@ -150,7 +151,9 @@ def test_report_from_mlflow_runs_states_its_provenance_and_disagreements(tmp_pat
         json.dumps({"name": "clipart-web", "fingerprint": "fp-clipart", "layout_version": 2}))
 
     markdown, written = study_report(path, ws, out_dir=tmp_path / "reports")
-    assert [p.name for p in written] == ["verdicts.md", "verdicts.csv"]
+    assert sorted(p.name for p in written) == ["verdicts.csv", "verdicts.html", "verdicts.md", "verdicts.png",
+                                               "verdicts.tex"]
+    assert {p.parent for p in written} == {tmp_path / "reports" / "verdicts"}  # reports/<study>/
     assert "| kd | avg | 3 vs 3 ‡ | +0.0300 |" in markdown and "| better |" in markdown
     provenance = markdown.split("## Provenance", 1)[1]
     assert f"Runs made by `workbench study run {path}` (1 invocation of it)" in provenance
@@ -159,7 +162,7 @@ def test_report_from_mlflow_runs_states_its_provenance_and_disagreements(tmp_pat
     assert "clipart-web `fp-clipart` (all 6 runs training on it)" in provenance
     assert "Data layout: v2 — content-level splits" in provenance
     assert "Torch threads of training and eval: **the runs disagree**: 1 (5 runs), 2 (1 run)" in provenance
-    csv = pd.read_csv(tmp_path / "reports" / "verdicts.csv")
+    csv = pd.read_csv(tmp_path / "reports" / "verdicts" / "verdicts.csv")
     assert set(csv["n"]) == {3} and csv["run_id_seed_2"].str.len().min() == 32  # MLflow's run ids
 
 

@@ -64,7 +64,7 @@ def test_plan_lists_teacher_and_captioner_fits_with_states_and_estimates(shapes_
     zoo, registry = tmp_path / "zoo.yaml", tmp_path / "captioners.yaml"
     zoo.write_text(ZOO.format(suite=shapes_suite))
     registry.write_text(REGISTRY)
-    study = write_study(tmp_path / "kd.yaml", shapes_suite, "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}", f"""
+    study = write_study(tmp_path / "kd.yaml", shapes_suite, "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}", """
 max_trials: 8
 """)
     text = study.read_text().replace("  train.eval_every: 3\n", f"""  train.eval_every: 3

@@ -103,14 +103,34 @@ def print_report(ws: Workspace, file: Path, profile: str | None, write: bool, ou
 
 
 @click.command("report")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--all", "every", is_flag=True,
+              help="Every study file in --studies (those without runs in this workspace are listed and skipped).")
+@click.option("--studies", type=click.Path(file_okay=False, path_type=Path), default=Path("studies"),
+              show_default=True, help="Where --all finds study files.")
 @profile_option()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"), show_default=True,
+              help="Each study's files go to OUT/<study>/.")
 @click.pass_obj
-def report(ws: Workspace, file: Path, profile: str | None, out: Path) -> None:
-    """Print FILE's table (mean ± std over seeds), each row's verdict against `table.reference` and the runs'
-    provenance; write them to OUT as Markdown, and the numbers (per seed, with run ids) as CSV."""
-    print_report(ws, file, profile, write=True, out=out)
+def report(ws: Workspace, files: tuple[Path, ...], every: bool, studies: Path, profile: str | None, out: Path) -> None:
+    """Print each study FILE's table (mean ± std over seeds, best bold, on-par cells marked), each row's
+    verdict against `table.reference` and the runs' provenance; write OUT/<study>/<study>.{md,tex,html,csv}
+    (Markdown, a booktabs LaTeX table, an HTML page, the numbers per seed with run ids) and a PNG plot of
+    each metric against the swept axis."""
+    if every:
+        files = (*files, *sorted(studies.glob("*.yaml")))
+    if not files:
+        raise click.UsageError("name study files, or --all")
+    missing = []
+    for file in files:
+        try:
+            print_report(ws, file, profile, write=True, out=out)
+        except LookupError as error:  # no runs of this study here: say so, render the others
+            if not every:
+                raise click.ClickException(str(error)) from error
+            missing.append((file, error))
+    for file, error in missing:
+        click.echo(f"skipped {file}: {error}")
 
 
 @click.command("ui")

@@ -151,6 +151,9 @@ class Table(Strict):
     """An axis name whose values become columns (then the first of ``metrics`` fills the cells; every
     metric listed still gets its verdicts and its lines in the CSV)."""
     metrics: list[str] = Field(default_factory=lambda: ["zeroshot", "retrieval", "avg"])
+    best: Literal["column", "row"] = "column"
+    """Which cells compete for bold: the rows of each column (the papers' usual table) or, with a
+    ``columns`` axis, the columns of each row (MobileCLIP2 Tab. 3: each teacher's best logit scale)."""
     reference: str | None = None
     """The control row's label, as the table prints it; with several row axes, their labels joined by
     ``ROW_SEPARATOR`` in ``rows`` order ("clipart-web / plain"). Every other row gets a verdict against it."""
@@ -159,6 +162,12 @@ class Table(Strict):
     @classmethod
     def _one_row_axis(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _best_row_needs_columns(self) -> "Table":
+        if self.best == "row" and not self.columns:
+            raise ValueError("best: row compares the columns of each row; this table has no `columns` axis")
+        return self
 
     def reference_labels(self, axes: dict[str, Axis]) -> tuple[str, ...]:
         """The reference's label on each row axis; ValueError saying how rows are labelled if none matches."""

@@ -11,7 +11,8 @@ import pandas as pd
 
 from workbench.config.study import load_study
 from workbench.report.provenance import THREADS, provenance
-from workbench.report.table import build_table, latest_per_point, write_report
+from workbench.report.formats import write_report
+from workbench.report.table import build_table, latest_per_point
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker
 from workbench.workspace import Workspace
 
@@ -39,7 +40,7 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None, ou
     written: list[Path] = []
     if out_dir is not None:
         stem = study.study if profile == "micro" else f"{study.study}-{profile}"
-        written = list(write_report(table, Path(out_dir), stem))
+        written = write_report(table, Path(out_dir) / study.study, stem)
     return table.to_markdown(), written
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
@@ -16,21 +15,35 @@ from workbench.report.transfer import TRANSFER, common_transfer
 from workbench.tracking.mlflow_store import TAG_PREFIX
 
 AXIS_TAG = f"tags.{TAG_PREFIX}axis."
+PAR = "{on-par style}"
+"""Stands in a note for how a format shows on-par cells (italic in Markdown, underlined elsewhere)."""
 SEED_TAG = f"tags.{TAG_PREFIX}seed"
 
 
 @dataclass
 class StudyTable:
     title: str
-    table: pd.DataFrame       # formatted "mean ± std" cells
+    text: pd.DataFrame        # "mean ± std" of each cell, unmarked ("–": no runs)
     means: pd.DataFrame       # numeric means, same shape
+    stds: pd.DataFrame        # seed standard deviations, same shape (NaN under two runs)
     chance: dict[str, float]  # chance level of each metric shown
     runs: int
     seeds: int
+    best: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """True where a cell is the best of those it competes with (``table.best``): printed bold."""
+    on_par: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """True where a cell is within the best cell's std of it (the papers' "on par"): underlined."""
+    flagged: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """True where some seed of a cell is near chance: marked †."""
     command: str = ""
     """The command that renders this table again."""
+    plot: str = ""
+    """The file name of the table's plot, beside the table's files, when one was drawn."""
+    row_axes: list[str] = field(default_factory=list)
+    column_axis: str | None = None
+    metrics: list[str] = field(default_factory=list)
     best_note: str = ""
-    """Says which cells are bold (the best column of each row), when some are."""
+    """Says which cells are bold and which underlined (italic in Markdown), when some are."""
     near_chance_note: str = ""
     """Says what a † marks, when some cell has one."""
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -47,17 +60,40 @@ class StudyTable:
     metric_notes: list[str] = field(default_factory=list)
     """What a derived column (``transfer``) averages."""
 
+    @property
+    def table(self) -> pd.DataFrame:
+        """The cells as Markdown prints them: bold best, italic on par, † near chance."""
+        return self.marked(bold="**{}**", par="_{}_", dagger="{} †")
+
+    def marked(self, bold: str, par: str, dagger: str, text: pd.DataFrame | None = None) -> pd.DataFrame:
+        """``text`` (default: the plain cells) with each mark's format applied where it holds."""
+        cells = (self.text if text is None else text).copy()
+        for mask, form in ((self.best, bold), (self.on_par, par), (self.flagged, dagger)):
+            if not mask.empty:
+                cells = cells.where(~mask.reindex_like(cells).fillna(False).astype(bool), cells.map(form.format))
+        return cells
+
+    def notes(self, par: str = "italic") -> list[str]:
+        """The notes under the table (bold, †, derived columns), the on-par cells' style named as ``par``."""
+        return [note.replace(PAR, par) for note in (self.best_note, self.near_chance_note, *self.metric_notes)
+                if note]
+
+    @property
+    def summary(self) -> str:
+        """The sentence under the title: how many runs, what a cell averages, the command."""
+        return (f"{self.runs} runs; cells are mean ± std over {self.seeds} seed(s)"
+                + "".join(f" × every {axis}" for axis in self.pooled) + "."
+                + (f" Made by `{self.command}`." if self.command else ""))
+
     def to_markdown(self) -> str:
-        lines = [f"# {self.title}", "",
-                 f"{self.runs} runs; cells are mean ± std over {self.seeds} seed(s)"
-                 + "".join(f" × every {axis}" for axis in self.pooled) + "."
-                 + (f" Made by `{self.command}`." if self.command else ""), ""]
+        lines = [f"# {self.title}", "", self.summary, ""]
         lines.append(_markdown(self.table))
-        notes = " ".join(note for note in (self.best_note, self.near_chance_note, *self.metric_notes) if note)
-        if notes:
-            lines += ["", notes]
+        if self.notes():
+            lines += ["", " ".join(self.notes())]
         if self.chance:
             lines += ["", "Chance: " + ", ".join(f"{k} {v:.4f}" for k, v in self.chance.items())]
+        if self.plot:
+            lines += ["", f"![{self.title}]({self.plot})"]
         if self.reference is None:
             lines += ["", "No reference row (`table.reference`): no verdicts; the gaps above are untested."]
         else:
@@ -134,15 +170,18 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
         present = [i for i in index if i in cells.index]
         cells, means, flagged = cells.loc[present], means.loc[present], flagged.loc[present]
     cells = cells.fillna("–")
+    stds = grouped[metrics].std(ddof=1)
+    stds = (stds[metrics[0]].unstack(spec.columns) if spec.columns else stds).reindex_like(means)
     maximize = study.objective is None or study.objective.direction == "maximize"
+    along = spec.best if spec.columns else "column"
+    best, on_par = best_cells(means, stds, along, maximize)
     note = ""
-    if spec.columns and len(means.columns) > 1:  # the paper's convention: the best column of each row in bold
-        best = means.idxmax(axis=1) if maximize else means.idxmin(axis=1)
-        for row, column in best.dropna().items():
-            cells.loc[row, column] = f"**{cells.loc[row, column]}**"
-        note = f"Bold: the best {spec.columns} of each row by mean {metrics[0]}."
+    if best.to_numpy().any():
+        competing = (f"the best {spec.columns} of each row" if along == "row"
+                     else f"the best {' / '.join(rows) or 'row'} of each column")
+        note = (f"Bold: {competing} by mean{' ' + metrics[0] if spec.columns else ''}; {PAR}: within one std "
+                "of it (the bold cell's seed std), what the papers call on par; a description, not a test.")
     flagged = flagged.fillna(False).astype(bool)
-    cells = cells.where(~flagged, cells + " †")
     near_note = ""
     if flagged.to_numpy().any():
         near_note = (f"†: fewer than {NEAR_CHANCE_Z:g} standard errors above chance in at least one seed "
@@ -150,8 +189,10 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
     chance = {m: float(runs[f"metrics.chance/{m}"].mean()) for m in metrics if f"metrics.chance/{m}" in runs}
     numbers = _cell_numbers(runs, frame, by, metrics, orders)
     pooled = [name for name, axis in study.axes.items() if name not in by and axis.size > 1]
-    table = StudyTable(title, cells, means, chance, len(runs), len(study.seed_list), best_note=note,
-                       near_chance_note=near_note, cells=numbers, pooled=pooled, metric_notes=metric_notes)
+    table = StudyTable(title, cells, means, stds, chance, len(runs), len(study.seed_list), best=best,
+                       on_par=on_par, flagged=flagged, best_note=note, near_chance_note=near_note, cells=numbers,
+                       pooled=pooled, metric_notes=metric_notes, row_axes=rows, column_axis=spec.columns,
+                       metrics=metrics)
     reference = spec.reference_labels(study.axes) if spec.reference is not None else None
     table.reference = spec.reference
     table.cells, table.verdicts, table.verdict_notes = _verdicts(numbers, rows, spec.columns, reference, maximize)
@@ -159,6 +200,27 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
         table.verdict_notes.append(f"Cells pool every value of {', '.join(pooled)} (neither rows nor "
                                    "columns): their spread counts as seed noise.")
     return table
+
+
+def best_cells(means: pd.DataFrame, stds: pd.DataFrame, along: str, maximize: bool
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Masks of the best cell of each column (``along="column"``) or row, and of the cells within that
+    cell's std of it. A column (row) with under two filled cells has no best."""
+    values, spreads = (means, stds) if along == "column" else (means.T, stds.T)
+    best = pd.DataFrame(False, index=values.index, columns=values.columns)
+    on_par = best.copy()
+    for j in range(values.shape[1]):
+        column = values.iloc[:, j].reset_index(drop=True).dropna()
+        if len(column) < 2:
+            continue
+        top = int(column.idxmax() if maximize else column.idxmin())
+        best.iloc[top, j] = True
+        tolerance = spreads.iloc[top, j]
+        if pd.notna(tolerance):
+            near = (column - column[top]).abs() <= tolerance
+            for i in near[near].index:
+                on_par.iloc[int(i), j] = int(i) != top
+    return (best, on_par) if along == "column" else (best.T, on_par.T)
 
 
 def _cell_numbers(runs: pd.DataFrame, frame: pd.DataFrame, by: list[str], metrics: list[str],
@@ -273,11 +335,3 @@ def _near_chance(runs: pd.DataFrame, metric: str) -> pd.Series:
         return pd.Series(False, index=runs.index)
     value, chance, stderr = (runs[c].astype(float) for c in columns)
     return value - chance < NEAR_CHANCE_Z * stderr  # NaN compares False
-
-
-def write_report(table: StudyTable, out_dir: Path, stem: str) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, csv = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
-    md.write_text(table.to_markdown())
-    table.cells.to_csv(csv, index=False, float_format="%.10g")
-    return md, csv

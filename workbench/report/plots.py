@@ -1,0 +1,71 @@
+"""A study's table as a figure: each metric against the swept axis, mean ± std over seeds.
+
+Drawn on a bare ``matplotlib.figure.Figure`` (no pyplot, so no GUI backend and no global state).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from workbench.report.table import StudyTable
+
+REFERENCE = "reference"
+"""The ``verdict`` the numeric cells give the reference row's own lines."""
+
+
+def axis_plot(table: StudyTable, path: Path) -> bool:
+    """Draw ``table`` to ``path`` (PNG): x is the column axis, else the last row axis; one series per value
+    of the other row axes (joined by lines only when x is numeric); the reference row grey squares (or, when
+    it is a point on x, a dashed level); chance dotted. False, and nothing written, when the table sweeps nothing (one cell per metric)."""
+    cells = table.cells
+    x_axis = table.column_axis or (table.row_axes[-1] if table.row_axes else None)
+    if x_axis is None or cells[x_axis].nunique() < 2:
+        return False
+    series_axes = [axis for axis in table.row_axes if axis != x_axis]
+    labels = list(dict.fromkeys(cells[x_axis].astype(str)))
+    numeric = all(_is_number(label) for label in labels)
+    position = {label: float(label) if numeric else float(i) for i, label in enumerate(labels)}
+    groups = list(cells.groupby(series_axes, sort=False)) if series_axes else [((), cells)]
+    spacing = 0.0 if numeric else 0.08
+    figure = Figure(figsize=(max(4.5, 0.75 * len(labels) + 2.5) * len(table.metrics), 3.8), layout="constrained")
+    axes = figure.subplots(1, len(table.metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, table.metrics):
+        for k, (key, group) in enumerate(groups):
+            lines = group[group["metric"] == metric]
+            name = " / ".join(map(str, key if isinstance(key, tuple) else (key,)))
+            is_reference = (lines["verdict"] == REFERENCE).to_numpy()
+            if not series_axes and is_reference.any():  # the control is one x: draw its level across
+                level = lines.loc[is_reference, "mean"].iloc[0]
+                ax.axhline(level, color="0.35", linestyle="--", linewidth=1, label=f"{table.reference} (reference)")
+                lines = lines[~is_reference]
+            x = [position[str(label)] + spacing * (k - (len(groups) - 1) / 2) for label in lines[x_axis]]
+            reference = bool(series_axes) and is_reference.all()
+            style = {"color": "0.3", "marker": "s"} if reference else {"marker": "o"}
+            ax.errorbar(x, lines["mean"], yerr=lines["std"].fillna(0.0), markersize=4, capsize=3, linewidth=1,
+                        linestyle=("--" if reference else "-") if numeric else "none",  # categories: no lines
+                        label=(name + (" (reference)" if reference else "")) or None, **style)
+        if metric in table.chance:
+            ax.axhline(table.chance[metric], color="0.6", linestyle=":", linewidth=1, label="chance")
+        ax.set_title(metric, fontsize=10)
+        ax.set_xlabel(x_axis)
+        ax.set_ylabel(f"{metric} (mean ± std over seeds)", fontsize=8)
+        ax.set_xticks(list(position.values()), labels, rotation=25 if max(map(len, labels)) > 6 else 0,
+                      ha="right" if max(map(len, labels)) > 6 else "center", fontsize=8)
+        if not numeric:
+            ax.set_xlim(-0.6, len(labels) - 0.4)
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7, loc="best")
+    figure.suptitle(table.title, fontsize=10)
+    figure.savefig(path, dpi=110, metadata={"Software": None})
+    return True
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
