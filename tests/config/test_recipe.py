@@ -1,4 +1,5 @@
-"""Recipe resolution: `train.batch_scale` scales whatever batch and schedule the profile gives, once."""
+"""Recipe resolution: `train.batch_scale` and `train.steps_scale` scale whatever batch and schedule the profile
+gives, once."""
 
 import pytest
 
@@ -28,3 +29,21 @@ def test_a_scaled_recipe_is_the_same_trial_as_its_spelled_out_twin():
                                                         "train.checkpoint_every": 125})])
     assert scaled.train.batch_scale == 1.0
     assert scaled.identity() == spelled.identity()
+
+
+@pytest.mark.parametrize("profile", recipe_profiles())
+def test_steps_scale_shortens_the_profiles_budget_at_its_batch(profile):
+    full = resolve_recipe("clip", profile, [])
+    short = resolve_recipe("clip", profile, [("set", {"train.steps_scale": 0.5})])
+    b, steps, warmup, every, checkpoint, log = schedule(full)
+    assert schedule(short) == (b, round(steps / 2), round(warmup / 2), every, checkpoint, log)
+
+
+def test_steps_scale_rounds_half_up_and_applies_before_batch_scale():
+    """The spelled-out twins are the recipes the shipped studies pinned before they said it relatively."""
+    eighth = resolve_recipe("clip", "micro", [("axis", {"train.steps_scale": 0.125})])
+    spelled = resolve_recipe("clip", "micro", [("axis", {"train.steps": 125, "train.warmup_steps": 13})])
+    assert eighth.identity() == spelled.identity()
+    both = resolve_recipe("clip", "micro", [("set", {"train.steps_scale": 0.3, "train.batch_scale": 0.5})])
+    assert (both.train.batch_size, both.train.steps, both.train.warmup_steps) == (64, 600, 60)
+    assert both.train.steps_scale == 1.0 and both.train.batch_scale == 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -47,6 +48,8 @@ class AugmentConfig(Strict):
 
 SCALED_STEPS = ("steps", "warmup_steps", "eval_every", "checkpoint_every")
 """The schedule, in steps: train.batch_scale divides these as it multiplies the batch size."""
+BUDGET_STEPS = ("steps", "warmup_steps")
+"""The learning-rate schedule: train.steps_scale multiplies these (eval and checkpoint intervals stay)."""
 
 
 class TrainConfig(Strict):
@@ -66,7 +69,8 @@ class TrainConfig(Strict):
     threads: int = Field(default=0, ge=0)
     """torch CPU threads for the trial's training and eval (0: every core of the machine). Part of the recipe,
     so of the key: a trial's numbers never depend on how many trials ran beside it (`study run --workers`)."""
-    omitted_at_default: ClassVar[dict[str, object]] = {"accumulate": 1, "ema": None, "batch_scale": 1.0}
+    omitted_at_default: ClassVar[dict[str, object]] = {"accumulate": 1, "ema": None, "batch_scale": 1.0,
+                                                       "steps_scale": 1.0}
 
     accumulate: int = Field(default=1, gt=0)
     """Micro-batches per step: the loss's similarity matrices still span the whole batch."""
@@ -81,20 +85,36 @@ class TrainConfig(Strict):
     """Multiplies batch_size and divides the schedule's step counts (steps, warm-up, eval and checkpoint
     intervals) by the same factor: the same samples seen at another batch size, in whatever profile the
     recipe resolves to. Applied when the recipe is validated; the result holds the scaled values and 1.0."""
+    steps_scale: float = Field(default=1.0, gt=0)
+    """Multiplies the training budget (steps and warm-up; rounded half up) at the profile's batch: a study
+    that trains for 0.6 of the profile's steps says so once and keeps saying it under every profile.
+    Applied before batch_scale; the result holds the scaled values and 1.0."""
 
     @model_validator(mode="before")
     @classmethod
-    def _apply_batch_scale(cls, data):
-        if not isinstance(data, dict) or data.get("batch_scale", 1.0) == 1.0:
+    def _apply_scales(cls, data):
+        if not isinstance(data, dict):
             return data
-        scale = data["batch_scale"]
-        batch = data.get("batch_size", cls.model_fields["batch_size"].default)
-        steps = {name: data.get(name, cls.model_fields[name].default) for name in SCALED_STEPS}
-        if not all(isinstance(v, (int, float)) and v > 0 for v in (scale, batch)) or \
-                not all(isinstance(v, (int, float)) for v in steps.values()):
-            return data  # the fields' own validation names the error
-        steps = {name: max(0 if name == "warmup_steps" else 1, round(v / scale)) for name, v in steps.items()}
-        return data | steps | {"batch_size": round(batch * scale), "batch_scale": 1.0}
+        for key, names, step_factor, batch_factor in (
+                ("steps_scale", BUDGET_STEPS, lambda s: s, lambda s: 1.0),
+                ("batch_scale", SCALED_STEPS, lambda s: 1 / s, lambda s: s)):
+            scale = data.get(key, 1.0)
+            if scale == 1.0:
+                continue
+            batch = data.get("batch_size", cls.model_fields["batch_size"].default)
+            steps = {name: data.get(name, cls.model_fields[name].default) for name in names}
+            if not all(isinstance(v, (int, float)) and v > 0 for v in (scale, batch)) or \
+                    not all(isinstance(v, (int, float)) for v in steps.values()):
+                return data  # the fields' own validation names the error
+            steps = {name: max(0 if name == "warmup_steps" else 1, _half_up(v * step_factor(scale)))
+                     for name, v in steps.items()}
+            data = data | steps | {"batch_size": _half_up(batch * batch_factor(scale)), key: 1.0}
+        return data
+
+
+def _half_up(value: float) -> int:
+    """Round half up (12.5 → 13), not to even as ``round`` does."""
+    return math.floor(value + 0.5)
 
 
 class EvalConfig(Strict):

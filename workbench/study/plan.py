@@ -116,6 +116,7 @@ class Plan:
                  + (f"{self.search_trials} search trials" if self.search_trials else f"{len(self.trials)} grid trials")]
         lines.append(f"datasets ready: {', '.join(self.datasets_ready) or 'none'}")
         lines.append(f"datasets to build: {', '.join(self.datasets_missing) or 'none'}")
+        lines.extend(self._render_schedules())
         lines.append("")
         lines.append(f"{'point':12}  {'train':12}  {'eval':6}  {'estimate':>8}  trial")
         for t in self.trials:
@@ -141,6 +142,16 @@ class Plan:
         lines.extend(self._render_stages())
         lines.extend(self.notes)
         return "\n".join(lines)
+
+    def _render_schedules(self) -> list[str]:
+        """One line per distinct student schedule: what the profile and the study's relative keys make."""
+        counts: dict[str, int] = {}
+        for t in self.trials:
+            train = t.spec.recipe.train
+            line = (f"{t.spec.recipe.model.name}, {train.steps:,} steps × batch {train.batch_size:,} "
+                    f"(warm-up {train.warmup_steps:,}, {train.precision})")
+            counts[line] = counts.get(line, 0) + 1
+        return [f"training: {line}: {n} trial{'s' * (n != 1)}" for line, n in counts.items()]
 
     def _render_stages(self) -> list[str]:
         rows = [(s.stage, s.name, s.state, estimates.duration(s.seconds), s.detail) for s in self.stages]
