@@ -1,5 +1,5 @@
-"""``workbench train``, ``reinforce``, ``eval``, ``models``, ``report`` and ``ui``: single runs outside a
-study, and looking at results."""
+"""``workbench train``, ``reinforce``, ``eval``, ``models``, ``report``, ``ui`` and ``export``: single runs
+outside a study, and looking at (and sharing) results."""
 
 from __future__ import annotations
 
@@ -135,13 +135,19 @@ def report(ws: Workspace, files: tuple[Path, ...], every: bool, studies: Path, p
 
 @click.command("ui")
 @click.option("--port", default=5000, show_default=True)
+@click.option("--mlruns", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Browse an exported store (`workbench export`, e.g. mlruns.example) instead of the workspace's.")
 @click.pass_obj
-def ui(ws: Workspace, port: int) -> None:
+def ui(ws: Workspace, port: int, mlruns: Path | None) -> None:
     """Start the MLflow UI on 127.0.0.1 against the workspace's store (Ctrl-C stops it)."""
+    import subprocess
+    import sys
+
+    from workbench.tracking.export import ui_command
     from workbench.tracking.mlflow_store import start_ui
 
-    click.echo(f"MLflow UI on http://127.0.0.1:{port} (store {ws.mlflow_uri})")
-    process = start_ui(ws, port)
+    click.echo(f"MLflow UI on http://127.0.0.1:{port} (store {mlruns or ws.mlflow_uri})")
+    process = subprocess.Popen(ui_command(mlruns, port, sys.executable)) if mlruns else start_ui(ws, port)
     try:
         process.wait()
     except KeyboardInterrupt:
@@ -149,5 +155,31 @@ def ui(ws: Workspace, port: int) -> None:
         process.wait()
 
 
-COMMANDS = (train, reinforce_command, evaluate, models, report, ui)
+@click.command("export")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@profile_option()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="A new folder: mlflow.db and artifacts/ (checkpoints left out).")
+@click.pass_obj
+def export(ws: Workspace, files: tuple[Path, ...], profile: str | None, out: Path) -> None:
+    """Copy the MLflow runs of the study FILES (their parent and trial runs, metric histories, small
+    artifacts) into a stand-alone store OUT that moves with a repository; browse it with
+    `workbench ui --mlruns OUT`. Each copied run names its source in the tag workbench.source_run."""
+    from workbench.config.study import load_study
+    from workbench.tracking.export import export_experiments
+
+    names = []
+    for file in files:
+        study = load_study(file)
+        names.append(study.experiment(profile or study.profile))
+    try:
+        copied = export_experiments(ws.mlflow_uri, names, out)
+    except (LookupError, FileExistsError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    for name, runs in copied.items():
+        click.echo(f"{name}: {runs} runs")
+    click.echo(f"wrote {out}; browse it with `workbench ui --mlruns {out}`")
+
+
+COMMANDS = (train, reinforce_command, evaluate, models, report, ui, export)
 """The commands of this module, as ``workbench`` adds them."""
