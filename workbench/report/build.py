@@ -11,6 +11,7 @@ import pandas as pd
 
 from workbench.config.study import load_study
 from workbench.report.provenance import THREADS, provenance
+from workbench.report.search import search_report, write_search_report
 from workbench.report.formats import write_report
 from workbench.report.table import build_table, latest_per_point
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker
@@ -31,7 +32,7 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None, ou
         runs = runs[runs[f"tags.{TAG_PREFIX}point_id"].isin(points)]
     paper = f" — {study.paper.name} Tab. {study.paper.table}" if study.paper else ""
     title = f"{study.title or study.study}{paper} (profile {profile})"
-    table = build_table(study, runs, title)
+    table = search_report(study, runs, title) if study.search else build_table(study, runs, title)
     flag = f" --profile {profile}" if profile != study.profile else ""
     table.command = f"workbench report {path}{flag}"
     shown = latest_per_point(runs)
@@ -40,7 +41,8 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None, ou
     written: list[Path] = []
     if out_dir is not None:
         stem = study.study if profile == "micro" else f"{study.study}-{profile}"
-        written = write_report(table, Path(out_dir) / study.study, stem)
+        write = write_search_report if study.search else write_report
+        written = write(table, Path(out_dir) / study.study, stem)
     return table.to_markdown(), written
 
 

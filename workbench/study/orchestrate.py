@@ -46,12 +46,17 @@ from workbench.workspace import Workspace
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def open_optuna_study(study: Study, profile: str, ws: Workspace) -> optuna.Study:
+def open_optuna_study(study: Study, profile: str, ws: Workspace, worker: int = 0) -> optuna.Study:
+    """The study's Optuna study. A search's sampler is seeded from the study's first seed, the ``worker``
+    slot and the trials already there: reproducible for one uninterrupted worker, while parallel workers
+    and resumed runs draw their own points instead of repeating each other's."""
     storage = open_optuna_storage(ws.optuna_storage)
     if study.search:
         samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
                     "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
-        sampler = samplers[study.search.sampler](seed=study.seed_list[0])
+        summaries = optuna.get_all_study_summaries(storage)
+        existing = next((s.n_trials for s in summaries if s.study_name == study.experiment(profile)), 0)
+        sampler = samplers[study.search.sampler](seed=study.seed_list[0] + 1000 * worker + existing)
     else:
         space = {_grid_param(name): list(range(axis.size)) for name, axis in study.axes.items()}
         sampler = optuna.samplers.GridSampler({**space, _grid_param("seed"): study.seed_list}, seed=0)
@@ -144,12 +149,13 @@ def enqueue_pending(opt_study: optuna.Study, specs: list[TrialSpec]) -> tuple[in
     return n_complete, waiting
 
 
-def _suggest(trial: optuna.Trial, study: Study, path: str, profile: str) -> TrialSpec:
-    """Register the trial's parameters with Optuna and resolve its recipe."""
+def _suggest(trial: optuna.Trial, study: Study, path: str, profile: str) -> list[TrialSpec]:
+    """Register the trial's parameters with Optuna and resolve its recipes: a grid trial's one point, or
+    a search trial's suggested point at every seed of the study (its value is their mean)."""
     extra: dict[str, Any] = {}
     if study.search:  # axes are choices the sampler models as categories
         indices = {name: trial.suggest_categorical(name, list(range(axis.size))) for name, axis in study.axes.items()}
-        seed = study.seed_list[0]
+        seeds = study.seed_list
         for key, dist in study.search.space.items():
             if hasattr(dist, "float"):
                 extra[key] = trial.suggest_float(key, *dist.float, log=dist.log)
@@ -159,18 +165,30 @@ def _suggest(trial: optuna.Trial, study: Study, path: str, profile: str) -> Tria
                 extra[key] = trial.suggest_categorical(key, dist.choice)
     else:  # every grid trial was enqueued with its coordinates
         indices = {name: trial.suggest_int(_grid_param(name), 0, axis.size - 1) for name, axis in study.axes.items()}
-        seed = trial.suggest_int(_grid_param("seed"), min(study.seed_list), max(study.seed_list))
-    return build_trial(study, path, profile, indices, seed, extra)
+        seeds = [trial.suggest_int(_grid_param("seed"), min(study.seed_list), max(study.seed_list))]
+    return [build_trial(study, path, profile, indices, seed, extra) for seed in seeds]
 
 
 def run_one_trial(trial: optuna.Trial, study: Study, path: str, profile: str, ws: Workspace, tracker: Tracker,
                   parent_id: str, progress: bool) -> float:
-    """Run a trial's stages inside its own MLflow child run; raise on failure after recording it."""
-    name = study.experiment(profile)
+    """Run a trial's point, once per seed of a search, each in its own MLflow child run; its value is the
+    mean objective over them. Raise on failure after recording it."""
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", str(os.getpid()))
-    spec = _suggest(trial, study, path, profile)
-    trial.set_user_attr("point_id", spec.point_id)
+    specs = _suggest(trial, study, path, profile)
+    trial.set_user_attr("point_id", specs[0].point_id)
+    values = [_run_point(trial, study, spec, profile, ws, tracker, parent_id, progress, report=i == 0)
+              for i, spec in enumerate(specs)]
+    if len(values) > 1:
+        trial.set_user_attr("seed_values", {str(spec.seed): v for spec, v in zip(specs, values)})
+    return sum(values) / len(values)
+
+
+def _run_point(trial: optuna.Trial, study: Study, spec: TrialSpec, profile: str, ws: Workspace, tracker: Tracker,
+               parent_id: str, progress: bool, report: bool) -> float:
+    """One point at one seed in its own MLflow child run; ``report``: its intermediate objective goes to
+    Optuna's pruner (a search's first seed only: one curve per trial)."""
+    name = study.experiment(profile)
     tags = {f"{TAG_PREFIX}kind": "trial", f"{TAG_PREFIX}study": study.study, f"{TAG_PREFIX}profile": profile,
             f"{TAG_PREFIX}point_id": spec.point_id, f"{TAG_PREFIX}seed": spec.seed,
             f"{TAG_PREFIX}optuna_trial": trial.number, f"{TAG_PREFIX}git_commit": _git_commit(),
@@ -183,7 +201,7 @@ def run_one_trial(trial: optuna.Trial, study: Study, path: str, profile: str, ws
         tracker.log_text(run_id, yaml.safe_dump(recipe_dict, sort_keys=False), "config/resolved.yaml")
         tracker.set_tags(run_id, {f"{TAG_PREFIX}data.{k}": v
                                   for k, v in dataset_fingerprints(ws, spec.recipe.data.train).items()})
-        reporter = TrialReporter(tracker, run_id, trial, prune=bool(study.search))
+        reporter = TrialReporter(tracker, run_id, trial, prune=bool(study.search) and report)
         outcome = run_trial_stages(spec.recipe, ws, reporter, study.objective.metric, progress)
         final_step = spec.recipe.train.steps * spec.recipe.train.batch_size
         if outcome.trained.hit:  # the history was streamed by the run that trained it
@@ -232,7 +250,7 @@ def _git_commit(where: Path = Path(__file__).parent) -> str:
 
 
 def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remaining, lock, threads: int,
-                progress: bool) -> None:
+                progress: bool, worker: int = 0) -> None:
     """Take trials until the shared budget is spent. Runs in the main process or a spawned worker."""
     _die_with_parent()
     _git_commit()  # read once, as the worker starts, not when its last trial ends
@@ -241,7 +259,7 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
     if threads:
         torch.set_num_threads(threads)
     study = load_study(path)
-    opt_study = open_optuna_study(study, profile, ws)
+    opt_study = open_optuna_study(study, profile, ws, worker)
     tracker = Tracker(ws)
     while True:
         with lock:
@@ -337,8 +355,8 @@ def _run_workers(path: str, profile: str, ws: Workspace, parent_id: str, todo: i
         return
     ctx = mp.get_context("spawn")
     remaining, lock = ctx.Value("i", todo), ctx.Lock()
-    procs = [ctx.Process(target=worker_loop, args=(path, profile, ws, parent_id, remaining, lock, threads, False))
-             for _ in range(workers)]
+    procs = [ctx.Process(target=worker_loop, args=(path, profile, ws, parent_id, remaining, lock, threads, False, i))
+             for i in range(workers)]
     for proc in procs:
         proc.start()
     for proc in procs:

@@ -84,7 +84,8 @@ class Plan:
     parallel: int = 1
     """Trials ``study run`` runs at once by default."""
     search_trial_seconds: float | None = None
-    """For a search study: the mean estimated trial of its grid (its points are not known in advance)."""
+    """For a search study: the mean estimated point of its grid (its points are not known in advance) times
+    its seeds."""
 
     @property
     def reinforced_bytes(self) -> int:
@@ -209,8 +210,10 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
     threads = {spec.recipe.train.threads for spec in specs}
     plan.parallel = min(estimates.parallel_trials(t) for t in threads) if threads else 1
     if study.search:
-        plan.search_trial_seconds = sum(estimates.trial_seconds(s.recipe) for s in specs) / len(specs)
-        plan.notes.append("search trials' points are chosen by the sampler as the study runs")
+        seeds = len(study.seed_list)  # a search trial trains its point at every seed
+        plan.search_trial_seconds = seeds * sum(estimates.trial_seconds(s.recipe) for s in specs) / len(specs)
+        plan.notes.append(f"search trials' points are chosen by the sampler as the study runs; each trains at "
+                          f"{seeds} seed{'s' * (seeds != 1)} and scores their mean")
     recipes = [s.recipe for s in specs]
     plan.reinforcements = _reinforcements(recipes, ws)
     upstream = _upstream(plan.reinforcements, ws, cache)
