@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -67,6 +68,9 @@ def test_quickstart_study_runs_reports_and_reuses(real_root, tmp_path):
     written = sorted(p.name for p in (tmp_path / "quickstart").iterdir())
     assert written == [f"quickstart-smoke.{suffix}" for suffix in ("csv", "html", "md", "png", "tex")]
     assert f"skipped {studies / 'baseline_clip.yaml'}: no finished trial runs" in report.output  # none at smoke
+    cells = pd.read_csv(tmp_path / "quickstart" / "quickstart-smoke.csv")  # each cell's share of the cost
+    assert (cells["cost_wall_seconds"] > 0).all() and (cells["cost_samples_seen"] > 0).all()
+    assert "## Cost" in report.output and "4 of 4 runs logged a ledger" in report.output
 
 
 def test_train_and_eval_commands(real_root):

@@ -47,7 +47,7 @@ def test_a_failed_build_ends_its_run_failed_and_commits_nothing(shapes_ws):
 
 
 def test_every_pipeline_stage_is_registered_once():
-    for module in ("captioners.pipeline", "evaluate.stage", "reinforce.stage", "teachers.lit"):
+    for module in ("captioners.pipeline", "evaluate.stage", "reinforce.stage", "teachers.lit", "train.stage"):
         importlib.import_module(f"workbench.{module}")  # importing a stage's module registers it
 
     names = set(registered())

@@ -43,6 +43,7 @@ def test_the_shipped_search_runs_every_seed_and_reports_importances(real_root, t
     report = runner.invoke(main, [*ws, "report", str(STUDY), "--profile", "smoke", "--out", str(tmp_path)])
     assert report.exit_code == 0, report.output
     assert "**Best: trial " in report.output and "## Parameter importances" in report.output
+    assert "## Cost" in report.output and (runs["metrics.cost/samples_seen"] > 0).all()
     assert "train.weight_decay" in report.output.split("## Parameter importances")[1]
     out = tmp_path / "baseline_search"
     ranked = pd.read_csv(out / "baseline_search-smoke.csv")

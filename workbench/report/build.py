@@ -10,10 +10,12 @@ from urllib.request import url2pathname
 import pandas as pd
 
 from workbench.config.study import load_study
+from workbench.report.cost import amortise
 from workbench.report.provenance import THREADS, provenance
 from workbench.report.search import search_report, write_search_report
 from workbench.report.formats import write_report
 from workbench.report.table import build_table, latest_per_point
+from workbench.stages.ledger import COST_ARTIFACT
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker
 from workbench.workspace import Workspace
 
@@ -32,12 +34,16 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None, ou
         runs = runs[runs[f"tags.{TAG_PREFIX}point_id"].isin(points)]
     paper = f" — {study.paper.name} Tab. {study.paper.table}" if study.paper else ""
     title = f"{study.title or study.study}{paper} (profile {profile})"
+    shown = latest_per_point(runs)
+    per_run, cost_lines = amortise({run_id: _ledger(tracker, run_id) for run_id in shown.get("run_id", [])})
+    if not runs.empty and "run_id" in per_run and len(per_run.columns) > 1:
+        runs = runs.merge(per_run, on="run_id", how="left")
     table = search_report(study, runs, title) if study.search else build_table(study, runs, title)
     flag = f" --profile {profile}" if profile != study.profile else ""
     table.command = f"workbench report {path}{flag}"
-    shown = latest_per_point(runs)
     shown = shown.assign(**{THREADS: [_trained_threads(tracker, row) for _, row in shown.iterrows()]})
     table.provenance = provenance(shown, f"workbench study run {path}{flag}", table.command, _layouts(ws))
+    table.cost = cost_lines
     written: list[Path] = []
     if out_dir is not None:
         stem = study.study if profile == "micro" else f"{study.study}-{profile}"
@@ -52,6 +58,14 @@ def _layouts(ws: Workspace) -> dict[str, int]:
 
     manifests = (read_manifest(path.parent) for path in ws.data_dir.glob("*/manifest.json"))
     return {m["fingerprint"]: m.get("layout_version", 1) for m in manifests}
+
+
+def _ledger(tracker: Tracker, run_id: str) -> dict | None:
+    """A run's cost ledger; None for a run made before ledgers were logged."""
+    try:
+        return json.loads(_artifact_text(tracker, run_id, COST_ARTIFACT))
+    except (OSError, ValueError):
+        return None
 
 
 def _trained_threads(tracker: Tracker, run: pd.Series) -> float:

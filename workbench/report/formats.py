@@ -140,6 +140,8 @@ def html_page(table: StudyTable, stem: str) -> str:
         parts.append(_html_table(table.verdicts.map(lambda v: html.escape(str(v)))) if not table.verdicts.empty
                      else "<p>No other row has runs to compare with it.</p>")
         parts += [f'<p class="note">{_html_text(note)}</p>' for note in table.verdict_notes]
+    if table.cost:
+        parts += ["<h2>Cost</h2>", "<ul>" + "".join(f"<li>{_html_text(line)}</li>" for line in table.cost) + "</ul>"]
     if table.provenance:
         parts += ["<h2>Provenance</h2>", "<ul>" + "".join(f"<li>{_html_text(line)}</li>"
                                                           for line in table.provenance) + "</ul>"]

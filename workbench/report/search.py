@@ -42,6 +42,7 @@ class SearchReport:
     command: str = ""
     plot: str = ""
     provenance: list[str] = field(default_factory=list)
+    cost: list[str] = field(default_factory=list)
 
     def to_markdown(self) -> str:
         best = self.trials.iloc[0]
@@ -73,6 +74,8 @@ class SearchReport:
         lines += [self.importance_note, ""]
         if self.plot:
             lines += ["## Optimisation history", "", f"![{self.title}: optimisation history]({self.plot})", ""]
+        if self.cost:
+            lines += ["## Cost", "", *(f"- {line}" for line in self.cost), ""]
         if self.provenance:
             lines += ["## Provenance", "", *(f"- {line}" for line in self.provenance), ""]
         return "\n".join(lines)

@@ -10,11 +10,13 @@ import pandas as pd
 
 from workbench.config.study import ROW_SEPARATOR, Study
 from workbench.evaluate.spec import NEAR_CHANCE_Z
+from workbench.report.cost import CPU, SAMPLES, WALL
 from workbench.report.stats import HEADLINE_SEEDS, METHOD_NOTE, compare
 from workbench.report.transfer import TRANSFER, common_transfer
 from workbench.tracking.mlflow_store import TAG_PREFIX
 
 AXIS_TAG = f"tags.{TAG_PREFIX}axis."
+COST_COLUMNS = (SAMPLES, WALL, CPU)
 PAR = "{on-par style}"
 """Stands in a note for how a format shows on-par cells (italic in Markdown, underlined elsewhere)."""
 SEED_TAG = f"tags.{TAG_PREFIX}seed"
@@ -55,6 +57,8 @@ class StudyTable:
     verdict_notes: list[str] = field(default_factory=list)
     provenance: list[str] = field(default_factory=list)
     """Lines saying what made the runs: commit, command, data fingerprints, threads."""
+    cost: list[str] = field(default_factory=list)
+    """Lines of the cost ledger (``report.cost``): samples, wall and CPU seconds, upstream stages shared out."""
     pooled: list[str] = field(default_factory=list)
     """Axes neither rows nor columns: each cell pools their values with its seeds."""
     metric_notes: list[str] = field(default_factory=list)
@@ -102,6 +106,8 @@ class StudyTable:
                       else "No other row has runs to compare with it."]
             for note in self.verdict_notes:
                 lines += ["", note]
+        if self.cost:
+            lines += ["", "## Cost", "", *(f"- {line}" for line in self.cost)]
         if self.provenance:
             lines += ["", "## Provenance", "", *(f"- {line}" for line in self.provenance)]
         return "\n".join(lines) + "\n"
@@ -244,6 +250,9 @@ def _cell_numbers(runs: pd.DataFrame, frame: pd.DataFrame, by: list[str], metric
                     "mean": values.mean() if len(values) else math.nan,
                     "std": values.std(ddof=1) if len(values) > 1 else math.nan,
                     "item_se": stderr.mean() if stderr.notna().any() else math.nan}
+            for column in (c for c in COST_COLUMNS if c in runs):  # the cell's runs' costs, summed
+                spent = runs.loc[group.index, column].astype(float)
+                line[column.replace(".", "_")] = spent.sum() if spent.notna().any() else math.nan
             seen: dict[str, int] = {}
             for index in sorted(values.index, key=lambda i: (_seed_order(seeds[i]), runs.loc[i, "start_time"])):
                 seed = seeds[index]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from workbench.stages.cache import StageCache, StageResult, announce_hit
+from workbench.stages.cache import StageCache, StageResult, announce_hit, note_use, recording
 from workbench.stages.registry import Stage
 from workbench.tracking.mlflow_store import TAG_PREFIX, RunReporter, Tracker, flatten
 from workbench.workspace import Workspace
@@ -44,13 +44,18 @@ def run_tracked(stage: Stage, key: str, ws: Workspace, *, experiment: str, run_n
     tag = f"{TAG_PREFIX}{stage.tag}"
     if cache.has(stage.name, key) and tracker.find_runs(experiment, {tag: key}):
         announce_hit(stage.name, key)
+        note_use(stage.name, key)
         return StageResult(stage.name, key, cache.path(stage.name, key), hit=True), None
     tracker.mark_dead_runs_killed(experiment)
     with tracker.tracked_run(experiment, run_name, {**tags, tag: key}) as run_id:
         run = TrackedRun(tracker, run_id)
         tracker.log_params(run_id, flatten(params))
-        started = work(run) if work and not cache.has(stage.name, key) else None
-        result = cache.get_or_build(stage.name, key, lambda out: build(out, run), started)
+        if work and not cache.has(stage.name, key):  # the work is the build's: it records its cost and uses
+            with recording(stage.name, key, cache.partial_dir(stage.name, key).exists()):
+                started = work(run)
+                result = cache.get_or_build(stage.name, key, lambda out: build(out, run), started)
+        else:
+            result = cache.get_or_build(stage.name, key, lambda out: build(out, run))
         log(run, result)
         tracker.set_tags(run_id, {f"{TAG_PREFIX}cache_hit": result.hit})
     return result, run_id

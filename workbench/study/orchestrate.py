@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 from workbench.config.study import Study, load_study
 from workbench.data.build import dataset_fingerprints
 from workbench.stages.cache import log_stages_to_stderr
+from workbench.stages.ledger import COST_ARTIFACT, trial_cost
 from workbench.study.lineage import log_lineage
 from workbench.study.pipeline import run_trial_stages
 from workbench.study.prepare import prepare_inputs
@@ -212,6 +213,10 @@ def _run_point(trial: optuna.Trial, study: Study, spec: TrialSpec, profile: str,
         tracker.set_tags(run_id, {**{f"{TAG_PREFIX}stage.{s}": k for s, k in outcome.stage_keys.items()},
                                   f"{TAG_PREFIX}cache_hit": outcome.all_hits})
         tracker.log_file(run_id, outcome.eval_dir / "eval.json", "eval")
+        cost = trial_cost(ws.cache_dir, {s.stage: s.key for s in (outcome.trained, outcome.evaluated)},
+                          [(s.stage, s.key) for s in outcome.upstream], final_step)
+        tracker.log_metrics(run_id, cost.pop("metrics"), final_step)
+        tracker.log_text(run_id, json.dumps(cost, indent=1), COST_ARTIFACT)
         log_lineage(tracker, run_id, outcome.lineage)
         tracker.log_file(run_id, outcome.train_dir / "summary.json", "train")
         tracker.end_run(run_id, "FINISHED")
