@@ -73,6 +73,18 @@ def test_quickstart_study_runs_reports_and_reuses(real_root, tmp_path):
     assert "## Cost" in report.output and "4 of 4 runs logged a ledger" in report.output
 
 
+def test_plan_all_bills_every_shipped_study_with_shared_stages_once(real_root):
+    studies = ROOT / "studies"
+    result = CliRunner().invoke(main, ["--workspace", str(real_root), "study", "plan", "--all", "--fresh",
+                                       "--studies", str(studies), "--profile", "smoke"])
+    assert result.exit_code == 0, result.output
+    for path in studies.glob("*.yaml"):
+        assert f"\n{path.stem} " in result.output
+    teachers = [line for line in result.output.splitlines() if line.startswith("teacher ")]
+    assert len(teachers) == len(set(teachers)) >= 3  # lite0, lite1, scratch: each fit listed once
+    assert "total from a fresh clone" in result.output
+
+
 def test_train_and_eval_commands(real_root):
     runner = CliRunner()
     ws = ["--workspace", str(real_root)]

@@ -35,14 +35,35 @@ def study_validate(ws: Workspace, files: tuple[Path, ...], profile: str | None) 
 
 
 @study.command("plan")
-@click.argument("file", type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @profile_option(help="Scale of the recipe [default: the study's].")
+@click.option("--all", "every", is_flag=True, help="Every study file in --studies, as one bill.")
+@click.option("--studies", type=click.Path(file_okay=False, path_type=Path), default=Path("studies"),
+              show_default=True, help="Where --all finds study files.")
+@click.option("--fresh", is_flag=True,
+              help="Plan as a fresh clone would run it: no cached stage counts (the built data does).")
 @click.pass_obj
-def study_plan(ws: Workspace, file: Path, profile: str | None) -> None:
-    """List trials, stages to build, cache hits and the cost of running FILE."""
-    from workbench.study.plan import make_plan
+def study_plan(ws: Workspace, files: tuple[Path, ...], profile: str | None, every: bool, studies: Path,
+               fresh: bool) -> None:
+    """List trials, stages to build, cache hits and the cost of running FILE. With several files (or
+    --all), one line per study and every stage they need counted once, with the total."""
+    import tempfile
 
-    click.echo(make_plan(file, ws, profile).render())
+    from workbench.study.plan import make_plan, render_all
+
+    files = (*files, *sorted(studies.glob("*.yaml"))) if every else files
+    if not files:
+        raise click.UsageError("name study files, or --all")
+    with tempfile.TemporaryDirectory(prefix="workbench-plan-") as tmp:
+        if fresh:  # an empty workspace that sees the built data: every stage's key, none of the cache
+            bare = Workspace.resolve(Path(tmp) / "ws", mlflow_uri=f"sqlite:///{tmp}/mlflow.db",
+                                     optuna_storage=f"sqlite:///{tmp}/optuna.db")
+            bare.root.mkdir(parents=True)
+            if ws.data_dir.is_dir():
+                bare.data_dir.symlink_to(ws.data_dir.resolve(), target_is_directory=True)
+            ws = bare
+        plans = [make_plan(file, ws, profile) for file in files]
+    click.echo(plans[0].render() if len(plans) == 1 and not every else render_all(plans, fresh))
 
 
 @study.command("run")

@@ -226,6 +226,41 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
     return plan
 
 
+def render_all(plans: list[Plan], fresh: bool) -> str:
+    """Several studies' plans as one bill: stages shared between studies (a teacher fit, a reinforcement)
+    counted once, each study's trials at its own parallelism, and the total."""
+    shared: dict[tuple[str, str, str], PlannedStage] = {}
+    users: dict[tuple[str, str, str], list[str]] = {}
+    lines = [f"{'study':22}  {'profile':7}  {'trials':>6}  {'trial time':>10}  {'stages':>10}",]
+    trial_total = 0.0
+    for plan in plans:
+        own = 0.0
+        for stage in plan.stages:
+            ident = (stage.stage, stage.name, stage.detail)
+            if ident not in shared:
+                own += stage.seconds or 0.0
+            shared.setdefault(ident, stage)
+            users.setdefault(ident, []).append(plan.study)
+        trials = (plan.trial_seconds or 0.0) / plan.parallel
+        trial_total += trials
+        count = plan.search_trials or len(plan.trials)
+        lines.append(f"{plan.study:22}  {plan.profile:7}  {count:>6}  {estimates.duration(trials):>10}  "
+                     f"{estimates.duration(own):>10}")
+    lines += ["", "stages, each counted once (where several studies need one, the first pays):",
+              f"{'stage':10}  {'name':40}  {'state':18}  {'estimate':>10}  needed by"]
+    for ident, stage in shared.items():
+        key = stage.detail.split(":", 1)[0] if ":" in stage.detail else ""  # two fits of one teacher differ here
+        name = f"{stage.name} [{key[:8]}]" if key and key != stage.name else stage.name
+        lines.append(f"{stage.stage:10}  {name:40}  {stage.state:18}  {estimates.duration(stage.seconds):>10}  "
+                     + ", ".join(dict.fromkeys(users[ident])))
+    stage_total = sum(stage.seconds or 0.0 for stage in shared.values())
+    where = "from a fresh clone (no cached stage; data as built here)" if fresh else "from this workspace"
+    lines += ["", f"total {where}: ~{estimates.duration(stage_total + trial_total)} on a 2-core CPU — stages "
+              f"~{estimates.duration(stage_total)}, trainings and evals ~{estimates.duration(trial_total)} (each "
+              "study's trials at its default parallelism, studies one after another); estimates, not measurements"]
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------ helpers
 def _checkpoint_step(partial: Path) -> int:
     """The step of a resumable checkpoint in a stage's partial folder (0: none)."""
