@@ -32,7 +32,9 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None, ou
     runs = tracker.trial_runs(study.experiment(profile))
     if not runs.empty and points is not None:
         runs = runs[runs[f"tags.{TAG_PREFIX}point_id"].isin(points)]
-    paper = f" — {study.paper.name} Tab. {study.paper.table}" if study.paper else ""
+    paper = "" if not study.paper else f" — {study.paper.name}" + (
+        "" if study.paper.table is None else f" Tab. {study.paper.table}" if str(study.paper.table).isdigit()
+        else f", {study.paper.table}")
     title = f"{study.title or study.study}{paper} (profile {profile})"
     shown = latest_per_point(runs)
     per_run, cost_lines = amortise({run_id: _ledger(tracker, run_id) for run_id in shown.get("run_id", [])})
