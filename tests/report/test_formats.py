@@ -110,3 +110,17 @@ def test_a_table_that_sweeps_nothing_has_no_plot(tmp_path):
     frame = runs()
     assert not axis_plot(build_table(one, frame, "t"), tmp_path / "t.png")
     assert not (tmp_path / "t.png").exists()
+
+
+def test_rows_trained_on_data_of_different_sizes_get_a_storage_plot(tmp_path):
+    frame = runs().assign(**{"metrics.cost/reinforced_bytes": lambda f: f["tags.workbench.axis.scale"].astype(float)
+                             * 2**20})
+    table = build_table(STUDY, frame, "K against bytes")
+    written = write_report(table, tmp_path, "k")
+    assert tmp_path / "k-storage.png" in written and "![K against bytes](k-storage.png)" in (tmp_path / "k.md").read_text()
+    assert set(pd.read_csv(tmp_path / "k.csv")["reinforced_bytes"]) == {10 * 2**20, 50 * 2**20, 100 * 2**20}
+    with Image.open(tmp_path / "k-storage.png") as image:
+        assert image.format == "PNG"
+    assert not (tmp_path / "fmt-storage.png").exists()
+    write_report(build_table(STUDY, runs(), "t"), tmp_path, "same")  # no bytes recorded: no storage plot
+    assert not (tmp_path / "same-storage.png").exists()

@@ -15,7 +15,7 @@ from typing import Callable
 
 import pandas as pd
 
-from workbench.report.plots import axis_plot
+from workbench.report.plots import axis_plot, storage_plot
 from workbench.report.table import StudyTable
 
 
@@ -131,8 +131,7 @@ def html_page(table: StudyTable, stem: str) -> str:
     parts += [f'<p class="note">{_html_text(note)}</p>' for note in table.notes("underlined")]
     if table.chance:
         parts.append('<p class="note">Chance: ' + ", ".join(f"{k} {v:.4f}" for k, v in table.chance.items()) + "</p>")
-    if table.plot:
-        parts.append(f'<img src="{html.escape(table.plot)}" alt="{html.escape(table.title)}">')
+    parts += [f'<img src="{html.escape(plot)}" alt="{html.escape(table.title)}">' for plot in table.plots]
     if table.reference is None:
         parts.append('<p class="note">No reference row (<code>table.reference</code>): no verdicts.</p>')
     else:
@@ -151,15 +150,16 @@ def html_page(table: StudyTable, stem: str) -> str:
 
 
 def write_report(table: StudyTable, out_dir: Path, stem: str) -> list[Path]:
-    """Write the plot (when the table sweeps something) and every format to ``out_dir/stem.*``."""
+    """Write the plots (the metrics by the swept axis, when the table sweeps something; by stored bytes, when
+    its rows train on reinforced data of different sizes) and every format to ``out_dir/stem*``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    plot = out_dir / f"{stem}.png"
-    if axis_plot(table, plot):
-        table.plot = plot.name
-        written.append(plot)
-    else:
-        plot.unlink(missing_ok=True)
+    for plot, draw in ((out_dir / f"{stem}.png", axis_plot), (out_dir / f"{stem}-storage.png", storage_plot)):
+        if draw(table, plot):
+            table.plots.append(plot.name)
+            written.append(plot)
+        else:
+            plot.unlink(missing_ok=True)
     for form in FORMATS.values():
         path = out_dir / f"{stem}{form.suffix}"
         path.write_text(form.render(table, stem))

@@ -17,6 +17,7 @@ from workbench.tracking.mlflow_store import TAG_PREFIX
 
 AXIS_TAG = f"tags.{TAG_PREFIX}axis."
 COST_COLUMNS = (SAMPLES, WALL, CPU)
+STORED = "metrics.cost/reinforced_bytes"
 PAR = "{on-par style}"
 """Stands in a note for how a format shows on-par cells (italic in Markdown, underlined elsewhere)."""
 SEED_TAG = f"tags.{TAG_PREFIX}seed"
@@ -39,8 +40,8 @@ class StudyTable:
     """True where some seed of a cell is near chance: marked †."""
     command: str = ""
     """The command that renders this table again."""
-    plot: str = ""
-    """The file name of the table's plot, beside the table's files, when one was drawn."""
+    plots: list[str] = field(default_factory=list)
+    """File names of the table's plots, beside the table's files (metric by axis; by storage)."""
     row_axes: list[str] = field(default_factory=list)
     column_axis: str | None = None
     metrics: list[str] = field(default_factory=list)
@@ -96,8 +97,8 @@ class StudyTable:
             lines += ["", " ".join(self.notes())]
         if self.chance:
             lines += ["", "Chance: " + ", ".join(f"{k} {v:.4f}" for k, v in self.chance.items())]
-        if self.plot:
-            lines += ["", f"![{self.title}]({self.plot})"]
+        for plot in self.plots:
+            lines += ["", f"![{self.title}]({plot})"]
         if self.reference is None:
             lines += ["", "No reference row (`table.reference`): no verdicts; the gaps above are untested."]
         else:
@@ -253,6 +254,8 @@ def _cell_numbers(runs: pd.DataFrame, frame: pd.DataFrame, by: list[str], metric
             for column in (c for c in COST_COLUMNS if c in runs):  # the cell's runs' costs, summed
                 spent = runs.loc[group.index, column].astype(float)
                 line[column.replace(".", "_")] = spent.sum() if spent.notna().any() else math.nan
+            if STORED in runs:  # what the cell's training data took to store (the same for its seeds)
+                line["reinforced_bytes"] = runs.loc[group.index, STORED].astype(float).mean()
             seen: dict[str, int] = {}
             for index in sorted(values.index, key=lambda i: (_seed_order(seeds[i]), runs.loc[i, "start_time"])):
                 seed = seeds[index]
