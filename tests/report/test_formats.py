@@ -124,3 +124,16 @@ def test_rows_trained_on_data_of_different_sizes_get_a_storage_plot(tmp_path):
     assert not (tmp_path / "fmt-storage.png").exists()
     write_report(build_table(STUDY, runs(), "t"), tmp_path, "same")  # no bytes recorded: no storage plot
     assert not (tmp_path / "same-storage.png").exists()
+
+
+def test_runs_that_evaluated_during_training_get_learning_curves(table, tmp_path):
+    curves = pd.DataFrame([{"run_id": f"r{m}{s}{seed}", "step": step, "value": 0.1 + step / 1e4, "method": m,
+                            "scale": s} for m in ("plain & co", "kd_1") for s in ("10", "50", "100")
+                           for seed in (0, 1) for step in (500, 1000)])
+    table.curves = curves
+    written = write_report(table, tmp_path, "c")
+    assert tmp_path / "c-curves.png" in written
+    assert "![A table & its title](c-curves.png)" in (tmp_path / "c.md").read_text()
+    table.curves = curves[curves["step"] == 1000]  # one eval a run: no curve to draw
+    assert tmp_path / "d-curves.png" not in write_report(table, tmp_path, "d")
+    table.curves = pd.DataFrame()

@@ -41,6 +41,8 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None, ou
     if not runs.empty and "run_id" in per_run and len(per_run.columns) > 1:
         runs = runs.merge(per_run, on="run_id", how="left")
     table = search_report(study, runs, title) if study.search else build_table(study, runs, title)
+    if not study.search:
+        table.curves = _curves(tracker, latest_per_point(runs), table)
     flag = f" --profile {profile}" if profile != study.profile else ""
     table.command = f"workbench report {path}{flag}"
     shown = shown.assign(**{THREADS: [_trained_threads(tracker, row) for _, row in shown.iterrows()]})
@@ -60,6 +62,14 @@ def _layouts(ws: Workspace) -> dict[str, int]:
 
     manifests = (read_manifest(path.parent) for path in ws.data_dir.glob("*/manifest.json"))
     return {m["fingerprint"]: m.get("layout_version", 1) for m in manifests}
+
+
+def _curves(tracker: Tracker, runs: pd.DataFrame, table) -> pd.DataFrame:
+    """The first metric's history in each run (the evals during training), with the run's labels."""
+    axes = [*table.row_axes, *([table.column_axis] if table.column_axis else [])]
+    history = tracker.metric_history(list(runs["run_id"]), f"eval/{table.metrics[0]}")
+    labels = runs[["run_id", *(f"tags.{TAG_PREFIX}axis.{a}" for a in axes)]]
+    return history.merge(labels.rename(columns={f"tags.{TAG_PREFIX}axis.{a}": a for a in axes}), on="run_id")
 
 
 def _ledger(tracker: Tracker, run_id: str) -> dict | None:

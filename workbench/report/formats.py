@@ -15,7 +15,7 @@ from typing import Callable
 
 import pandas as pd
 
-from workbench.report.plots import axis_plot, storage_plot
+from workbench.report.plots import axis_plot, curve_plot, storage_plot
 from workbench.report.table import StudyTable
 
 
@@ -150,11 +150,13 @@ def html_page(table: StudyTable, stem: str) -> str:
 
 
 def write_report(table: StudyTable, out_dir: Path, stem: str) -> list[Path]:
-    """Write the plots (the metrics by the swept axis, when the table sweeps something; by stored bytes, when
-    its rows train on reinforced data of different sizes) and every format to ``out_dir/stem*``."""
+    """Write the plots (the metrics by the swept axis, when the table sweeps something; learning curves, when
+    runs evaluated during training; by stored bytes, when rows train on reinforced data of different sizes)
+    and every format to ``out_dir/stem*``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for plot, draw in ((out_dir / f"{stem}.png", axis_plot), (out_dir / f"{stem}-storage.png", storage_plot)):
+    written, table.plots = [], []
+    for plot, draw in ((out_dir / f"{stem}.png", axis_plot), (out_dir / f"{stem}-curves.png", curve_plot),
+                       (out_dir / f"{stem}-storage.png", storage_plot)):
         if draw(table, plot):
             table.plots.append(plot.name)
             written.append(plot)

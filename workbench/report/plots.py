@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from workbench.report.table import StudyTable
 
@@ -102,5 +103,43 @@ def storage_plot(table: StudyTable, path: Path) -> bool:
         ax.set_ylabel(f"{metric} (mean ± std over seeds)", fontsize=8)
         ax.grid(alpha=0.3)
     figure.suptitle(f"{table.title}: accuracy against storage", fontsize=10)
+    figure.savefig(path, dpi=110, metadata={"Software": None})
+    return True
+
+
+def curve_plot(table: StudyTable, path: Path) -> bool:
+    """The first metric during training against samples seen: one panel per column (when the table has a
+    column axis), one line per row, the mean over its seeds with a ± std band. False, and nothing written,
+    when no run evaluated more than once."""
+    curves = table.curves
+    if curves.empty or curves.groupby("run_id")["step"].nunique().max() < 2:
+        return False
+    rows = list(table.row_axes)
+    panels = list(dict.fromkeys(table.cells[table.column_axis])) if table.column_axis else [None]
+    order = list(dict.fromkeys(map(tuple, table.cells[rows].astype(str).to_numpy()))) if rows else [()]
+    figure = Figure(figsize=(max(6.5, 4.2 * len(panels)), 4.0), layout="constrained")
+    axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    metric = table.metrics[0]
+    for ax, panel in zip(axes, panels):
+        mine = curves if panel is None else curves[curves[table.column_axis] == panel]
+        for key in order:
+            group = mine[(mine[rows].astype(str) == list(key)).all(axis=1)] if rows else mine
+            if group.empty:
+                continue
+            by_step = group.groupby("step")["value"]
+            mean, std = by_step.mean(), by_step.std(ddof=1).fillna(0.0)
+            line, = ax.plot(mean.index, mean.to_numpy(), marker="o", markersize=3, linewidth=1,
+                            label=" / ".join(key) or table.title)
+            ax.fill_between(mean.index, (mean - std).to_numpy(), (mean + std).to_numpy(), color=line.get_color(),
+                            alpha=0.15, linewidth=0)
+        if metric in table.chance:
+            ax.axhline(table.chance[metric], color="0.6", linestyle=":", linewidth=1, label="chance")
+        ax.set_title(str(panel) if panel is not None else metric, fontsize=10)
+        ax.set_xlabel("samples seen")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1000:g}k"))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{metric} during training (mean ± std over seeds)", fontsize=8)
+    axes[-1].legend(fontsize=7)
+    figure.suptitle(f"{table.title}: learning curves", fontsize=10)
     figure.savefig(path, dpi=110, metadata={"Software": None})
     return True

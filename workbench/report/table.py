@@ -42,6 +42,9 @@ class StudyTable:
     """The command that renders this table again."""
     plots: list[str] = field(default_factory=list)
     """File names of the table's plots, beside the table's files (metric by axis; by storage)."""
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The first metric's history during training: run_id, step (samples seen), value and each run's row
+    (and column) labels; empty when not read."""
     row_axes: list[str] = field(default_factory=list)
     column_axis: str | None = None
     metrics: list[str] = field(default_factory=list)
