@@ -163,10 +163,17 @@ class Table(Strict):
     def _one_row_axis(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    efficiency: str | None = None
+    """The columns axis that is a training budget (e.g. ``train.steps_scale``): the report then says how many
+    times fewer samples each row needs to reach the reference row's score at its largest budget."""
+
     @model_validator(mode="after")
     def _best_row_needs_columns(self) -> "Table":
         if self.best == "row" and not self.columns:
             raise ValueError("best: row compares the columns of each row; this table has no `columns` axis")
+        if self.efficiency is not None and (self.efficiency != self.columns or self.reference is None):
+            raise ValueError("efficiency names the `columns` axis that is the budget, and needs a `reference` "
+                             f"row to measure against (columns: {self.columns}, reference: {self.reference})")
         return self
 
     def reference_labels(self, axes: dict[str, Axis]) -> tuple[str, ...]:

@@ -9,8 +9,9 @@ from urllib.request import url2pathname
 
 import pandas as pd
 
-from workbench.config.study import load_study
+from workbench.config.study import ROW_SEPARATOR, load_study
 from workbench.report.cost import amortise
+from workbench.report.efficiency import efficiency, efficiency_cells, render
 from workbench.report.provenance import THREADS, provenance
 from workbench.report.search import search_report, write_search_report
 from workbench.report.formats import write_report
@@ -43,6 +44,8 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None, ou
     table = search_report(study, runs, title) if study.search else build_table(study, runs, title)
     if not study.search:
         table.curves = _curves(tracker, latest_per_point(runs), table)
+    if study.table.efficiency:
+        table.efficiency, table.efficiency_note = _efficiency(study, latest_per_point(runs))
     flag = f" --profile {profile}" if profile != study.profile else ""
     table.command = f"workbench report {path}{flag}"
     shown = shown.assign(**{THREADS: [_trained_threads(tracker, row) for _, row in shown.iterrows()]})
@@ -70,6 +73,17 @@ def _curves(tracker: Tracker, runs: pd.DataFrame, table) -> pd.DataFrame:
     history = tracker.metric_history(list(runs["run_id"]), f"eval/{table.metrics[0]}")
     labels = runs[["run_id", *(f"tags.{TAG_PREFIX}axis.{a}" for a in axes)]]
     return history.merge(labels.rename(columns={f"tags.{TAG_PREFIX}axis.{a}": a for a in axes}), on="run_id")
+
+
+def _efficiency(study, runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Samples each row needs to reach the reference's score at its largest budget (``report.efficiency``)."""
+    rows, metric = study.table.rows, study.table.metrics[0]
+    row_of = runs[[f"tags.{TAG_PREFIX}axis.{r}" for r in rows]].astype(str).agg(ROW_SEPARATOR.join, axis=1)
+    cells = efficiency_cells(runs, f"metrics.eval/{metric}", row_of)
+    reference = study.table.reference
+    if reference not in cells or len(cells) < 2:
+        return pd.DataFrame(), f"No learning efficiency: the runs lack the reference row {reference!r} or any other row."
+    return render(efficiency(cells, reference, study.objective.direction == "maximize"), metric)
 
 
 def _ledger(tracker: Tracker, run_id: str) -> dict | None:

@@ -139,6 +139,11 @@ def html_page(table: StudyTable, stem: str) -> str:
         parts.append(_html_table(table.verdicts.map(lambda v: html.escape(str(v)))) if not table.verdicts.empty
                      else "<p>No other row has runs to compare with it.</p>")
         parts += [f'<p class="note">{_html_text(note)}</p>' for note in table.verdict_notes]
+    if table.efficiency_note:
+        parts.append(f"<h2>Learning efficiency against {html.escape(table.reference or '')}</h2>")
+        if not table.efficiency.empty:
+            parts.append(_html_table(table.efficiency.map(lambda v: html.escape(str(v)))))
+        parts.append(f'<p class="note">{_html_text(table.efficiency_note)}</p>')
     if table.cost:
         parts += ["<h2>Cost</h2>", "<ul>" + "".join(f"<li>{_html_text(line)}</li>" for line in table.cost) + "</ul>"]
     if table.provenance:

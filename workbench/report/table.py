@@ -61,6 +61,9 @@ class StudyTable:
     verdict_notes: list[str] = field(default_factory=list)
     provenance: list[str] = field(default_factory=list)
     """Lines saying what made the runs: commit, command, data fingerprints, threads."""
+    efficiency: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The learning-efficiency lines (``report.efficiency``), when the table names a budget axis."""
+    efficiency_note: str = ""
     cost: list[str] = field(default_factory=list)
     """Lines of the cost ledger (``report.cost``): samples, wall and CPU seconds, upstream stages shared out."""
     pooled: list[str] = field(default_factory=list)
@@ -110,6 +113,10 @@ class StudyTable:
                       else "No other row has runs to compare with it."]
             for note in self.verdict_notes:
                 lines += ["", note]
+        if self.efficiency_note:
+            lines += ["", f"## Learning efficiency against {self.reference}", ""]
+            lines += [_markdown(self.efficiency, index=False), ""] if not self.efficiency.empty else []
+            lines.append(self.efficiency_note)
         if self.cost:
             lines += ["", "## Cost", "", *(f"- {line}" for line in self.cost)]
         if self.provenance:
