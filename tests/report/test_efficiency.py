@@ -47,3 +47,22 @@ def test_cells_come_from_the_runs_steps_and_batch():
                          "metrics.eval/avg": [0.1, 0.2, 0.3]})
     cells = efficiency_cells(runs, "metrics.eval/avg", pd.Series(["a", "a", "a"]))
     assert set(cells["a"]) == {800.0, 1600.0} and list(cells["a"][800.0]) == [0.1, 0.2]
+
+
+def test_a_report_measures_each_row_against_the_reference_at_its_largest_budget():
+    from workbench.report.build import _efficiency
+
+    study = Study.model_validate({
+        "study": "e", "seeds": 3,
+        "axes": {"budget": {"key": "train.steps_scale", "values": [0.25, 1.0]},
+                 "method": {"key": "distill.lam", "values": [0.0, 1.0], "labels": ["plain", "kd"]}},
+        "table": {"rows": "method", "columns": "budget", "reference": "plain", "efficiency": "budget",
+                  "metrics": ["avg"]}})
+    score = {("plain", "250"): 0.1, ("plain", "1000"): 0.2, ("kd", "250"): 0.2, ("kd", "1000"): 0.25}
+    runs = pd.DataFrame([{"tags.workbench.axis.method": m, "tags.workbench.axis.budget": b,
+                          "params.train.steps": b, "params.train.batch_size": "10",
+                          "metrics.eval/avg": score[m, b] + 0.001 * seed}
+                         for (m, b) in score for seed in range(3)])
+    shown, note = _efficiency(study, runs)
+    assert list(shown["row"]) == ["kd"] and shown["× fewer samples"].item() == "≥ 4.00"  # there at its smallest
+    assert shown["reference samples"].item() == "10,000" and "bootstrap" in note
