@@ -121,15 +121,38 @@ class Choice(Strict):
 def _space_kind(value: Any) -> str | None:
     """Which form a search dimension has, by its one distinguishing key (so errors come from that form)."""
     if isinstance(value, BaseModel):
-        return {FloatRange: "float", IntRange: "int", Choice: "choice"}.get(type(value))
-    return next((kind for kind in ("float", "int", "choice") if isinstance(value, dict) and kind in value), None)
+        return {FloatRange: "float", IntRange: "int", Choice: "choice", Each: "each"}.get(type(value))
+    return next((kind for kind in ("float", "int", "choice", "each") if isinstance(value, dict) and kind in value),
+                None)
+
+
+_EXPECTED = "expected {float: [low, high]}, {int: [low, high]}, {choice: [values]} or {each: [dimensions]}"
+Scalar = Annotated[Union[Annotated[FloatRange, Tag("float")], Annotated[IntRange, Tag("int")],
+                         Annotated[Choice, Tag("choice")]],
+                   Discriminator(_space_kind, custom_error_type="search_dimension", custom_error_message=_EXPECTED)]
+
+
+class Each(Strict):
+    """A list-valued key searched element by element (``distill.logit_scales``: one scale per teacher,
+    searched jointly); Optuna sees ``KEY.0``, ``KEY.1``, …"""
+
+    each: list[Scalar] = Field(min_length=1)
+
+    def corner(self) -> list[Any]:
+        """The lowest value of every element: a point the recipe must accept."""
+        return [lowest(dim) for dim in self.each]
+
+
+def lowest(dim: Any) -> Any:
+    """The lowest value a dimension can suggest (its first choice)."""
+    if isinstance(dim, Each):
+        return dim.corner()
+    return dim.float[0] if isinstance(dim, FloatRange) else dim.int[0] if isinstance(dim, IntRange) else dim.choice[0]
 
 
 Dimension = Annotated[Union[Annotated[FloatRange, Tag("float")], Annotated[IntRange, Tag("int")],
-                            Annotated[Choice, Tag("choice")]],
-                      Discriminator(_space_kind, custom_error_type="search_dimension",
-                                    custom_error_message="expected {float: [low, high]}, {int: [low, high]} "
-                                                         "or {choice: [values]}")]
+                            Annotated[Choice, Tag("choice")], Annotated[Each, Tag("each")]],
+                      Discriminator(_space_kind, custom_error_type="search_dimension", custom_error_message=_EXPECTED)]
 
 
 class Search(Strict):

@@ -8,6 +8,7 @@ rebuilt from the runs with the study file's search space, so the report needs no
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,12 +91,14 @@ def search_report(study: Study, runs: pd.DataFrame, title: str) -> SearchReport:
     metric = f"metrics.eval/{study.objective.metric}"
     if runs.empty or metric not in runs:
         raise LookupError(f"no finished trial runs for study {study.study!r}; run `workbench study run` first")
-    keys = list(study.search.space)
+    dims = searched(study)
+    keys = list(dims)
     lines = []
     for number, group in runs.groupby(runs[TRIAL_TAG].astype(int)):
         group = group.sort_values(SEED_TAG, key=lambda s: s.astype(int))
         values = group[metric].astype(float)
-        line = {"trial": number, **{key: _param(group.iloc[0].get(f"params.{key}")) for key in keys},
+        line = {"trial": number, **{key: _searched_value(group.iloc[0], key, index)
+                                    for key, (_, index) in dims.items()},
                 "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else math.nan,
                 "seeds": len(values)}
         line.update({f"value_seed_{s}": v for s, v in zip(group[SEED_TAG], values)})
@@ -107,6 +110,27 @@ def search_report(study: Study, runs: pd.DataFrame, title: str) -> SearchReport:
                           keys)
     report.importances, report.importance_note = _importances(study, trials)
     return report
+
+
+def searched(study: Study) -> dict[str, tuple[object, int | None]]:
+    """Optuna's parameter name → (its dimension, its index in a list-valued key, or None)."""
+    dims: dict[str, tuple[object, int | None]] = {}
+    for key, dim in study.search.space.items():
+        if hasattr(dim, "each"):
+            dims.update({f"{key}.{i}": (element, i) for i, element in enumerate(dim.each)})
+        else:
+            dims[key] = (dim, None)
+    return dims
+
+
+def _searched_value(run: pd.Series, name: str, index: int | None) -> object:
+    """A searched value as the run logged it: a parameter, or one element of a list-valued one."""
+    if index is None:
+        return _param(run.get(f"params.{name}"))
+    try:
+        return json.loads(run.get(f"params.{name.rsplit('.', 1)[0]}"))[index]
+    except (TypeError, ValueError, IndexError):
+        return math.nan
 
 
 def _param(text: object) -> object:
@@ -122,7 +146,7 @@ def _importances(study: Study, trials: pd.DataFrame) -> tuple[dict[str, float], 
     """Optuna's importances over the trials that trained at every seed (a partial trial's mean is not
     comparable), and the note saying how they were computed."""
     complete = trials[trials["seeds"] == len(study.seed_list)]
-    distributions = {key: _distribution(dim) for key, dim in study.search.space.items()}
+    distributions = {key: _distribution(dim) for key, (dim, _) in searched(study).items()}
     if len(complete) < 2 or complete["mean"].nunique() < 2:
         return {}, (f"No importances: they need two or more trials that trained at every seed with "
                     f"different scores ({len(complete)} here).")

@@ -158,16 +158,20 @@ def _suggest(trial: optuna.Trial, study: Study, path: str, profile: str) -> list
         indices = {name: trial.suggest_categorical(name, list(range(axis.size))) for name, axis in study.axes.items()}
         seeds = study.seed_list
         for key, dist in study.search.space.items():
-            if hasattr(dist, "float"):
-                extra[key] = trial.suggest_float(key, *dist.float, log=dist.log)
-            elif hasattr(dist, "int"):
-                extra[key] = trial.suggest_int(key, *dist.int, log=dist.log)
-            else:
-                extra[key] = trial.suggest_categorical(key, dist.choice)
+            extra[key] = ([_suggest_value(trial, f"{key}.{i}", d) for i, d in enumerate(dist.each)]
+                          if hasattr(dist, "each") else _suggest_value(trial, key, dist))
     else:  # every grid trial was enqueued with its coordinates
         indices = {name: trial.suggest_int(_grid_param(name), 0, axis.size - 1) for name, axis in study.axes.items()}
         seeds = [trial.suggest_int(_grid_param("seed"), min(study.seed_list), max(study.seed_list))]
     return [build_trial(study, path, profile, indices, seed, extra) for seed in seeds]
+
+
+def _suggest_value(trial: optuna.Trial, name: str, dist) -> Any:
+    if hasattr(dist, "float"):
+        return trial.suggest_float(name, *dist.float, log=dist.log)
+    if hasattr(dist, "int"):
+        return trial.suggest_int(name, *dist.int, log=dist.log)
+    return trial.suggest_categorical(name, dist.choice)
 
 
 def run_one_trial(trial: optuna.Trial, study: Study, path: str, profile: str, ws: Workspace, tracker: Tracker,

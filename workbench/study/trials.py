@@ -12,7 +12,7 @@ from typing import Any
 
 from workbench.config.recipe import Recipe
 from workbench.config.resolve import resolve_recipe
-from workbench.config.study import Study
+from workbench.config.study import Study, lowest
 from workbench.evaluate.spec import suite_identity
 
 
@@ -91,8 +91,9 @@ def validate_points(study: Study, path: str | Path, profile: str | None = None) 
     profile = profile or study.profile
     first_seed = study.seeds[0] if isinstance(study.seeds, list) else 0
     names = list(study.axes)
+    corner = {key: lowest(dim) for key, dim in study.search.space.items()} if study.search else None
     for combo in itertools.product(*(range(study.axes[name].size) for name in names)):
-        build_trial(study, path, profile, dict(zip(names, combo)), first_seed)
+        build_trial(study, path, profile, dict(zip(names, combo)), first_seed, corner)  # a search's lowest point
     return study.grid_size
 
 
