@@ -45,6 +45,8 @@ class PlannedTrial:
     eval: str
     seconds: float | None = None
     """Estimated training (what is left of it) and eval."""
+    key: str = ""
+    """The training's stage key ("" while its data is not built): trials of two studies with one key train once."""
 
 
 @dataclass
@@ -205,7 +207,7 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
             step = _checkpoint_step(cache.partial_dir("train", key))
             state, evaluated = (f"resume@{step}", "run") if step else ("run", "run")
             seconds *= 1 - step / spec.recipe.train.steps if step else 1
-        planned.append(PlannedTrial(spec, state, evaluated, seconds))
+        planned.append(PlannedTrial(spec, state, evaluated, seconds, key))
     plan = Plan(study.study, profile, planned, missing, ready, study.search.trials if study.search else 0)
     threads = {spec.recipe.train.threads for spec in specs}
     plan.parallel = min(estimates.parallel_trials(t) for t in threads) if threads else 1
@@ -227,12 +229,13 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
 
 
 def render_all(plans: list[Plan], fresh: bool) -> str:
-    """Several studies' plans as one bill: stages shared between studies (a teacher fit, a reinforcement)
-    counted once, each study's trials at its own parallelism, and the total."""
+    """Several studies' plans as one bill: stages and trainings shared between studies (a teacher fit, a
+    reinforcement, a trial two studies define alike) counted once, each study's trials at its own
+    parallelism, and the total."""
     shared: dict[tuple[str, str, str], PlannedStage] = {}
     users: dict[tuple[str, str, str], list[str]] = {}
-    lines = [f"{'study':22}  {'profile':7}  {'trials':>6}  {'trial time':>10}  {'stages':>10}",]
-    trial_total = 0.0
+    lines = [f"{'study':24}  {'profile':7}  {'trials':>6}  {'trainings':>9}  {'trial time':>10}  {'stages':>10}"]
+    trial_total, trained = 0.0, set()
     for plan in plans:
         own = 0.0
         for stage in plan.stages:
@@ -241,10 +244,15 @@ def render_all(plans: list[Plan], fresh: bool) -> str:
                 own += stage.seconds or 0.0
             shared.setdefault(ident, stage)
             users.setdefault(ident, []).append(plan.study)
-        trials = (plan.trial_seconds or 0.0) / plan.parallel
+        if plan.search_trials:
+            new, trials = plan.search_trials, (plan.trial_seconds or 0.0) / plan.parallel
+        else:  # a training another study already needs is that study's
+            mine = [t for t in plan.trials if not t.key or t.key not in trained]
+            trained.update(t.key for t in plan.trials if t.key)
+            new, trials = len(mine), sum(t.seconds or 0.0 for t in mine) / plan.parallel
         trial_total += trials
         count = plan.search_trials or len(plan.trials)
-        lines.append(f"{plan.study:22}  {plan.profile:7}  {count:>6}  {estimates.duration(trials):>10}  "
+        lines.append(f"{plan.study:24}  {plan.profile:7}  {count:>6}  {new:>9}  {estimates.duration(trials):>10}  "
                      f"{estimates.duration(own):>10}")
     lines += ["", "stages, each counted once (where several studies need one, the first pays):",
               f"{'stage':10}  {'name':40}  {'state':18}  {'estimate':>10}  needed by"]
