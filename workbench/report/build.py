@@ -9,13 +9,13 @@ from urllib.request import url2pathname
 
 import pandas as pd
 
-from workbench.config.study import ROW_SEPARATOR, load_study
+from workbench.config.study import ROW_SEPARATOR, Study, load_study
 from workbench.report.cost import amortise
 from workbench.report.efficiency import efficiency, efficiency_cells, render
+from workbench.report.formats import write_report
 from workbench.report.provenance import THREADS, provenance
 from workbench.report.search import search_report, write_search_report
-from workbench.report.formats import write_report
-from workbench.report.table import build_table, latest_per_point
+from workbench.report.table import StudyTable, build_table, latest_per_point
 from workbench.stages.ledger import COST_ARTIFACT
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker
 from workbench.workspace import Workspace
@@ -67,7 +67,7 @@ def _layouts(ws: Workspace) -> dict[str, int]:
     return {m["fingerprint"]: m.get("layout_version", 1) for m in manifests}
 
 
-def _curves(tracker: Tracker, runs: pd.DataFrame, table) -> pd.DataFrame:
+def _curves(tracker: Tracker, runs: pd.DataFrame, table: StudyTable) -> pd.DataFrame:
     """The first metric's history in each run (the evals during training), with the run's labels."""
     axes = [*table.row_axes, *([table.column_axis] if table.column_axis else [])]
     history = tracker.metric_history(list(runs["run_id"]), f"eval/{table.metrics[0]}")
@@ -75,7 +75,7 @@ def _curves(tracker: Tracker, runs: pd.DataFrame, table) -> pd.DataFrame:
     return history.merge(labels.rename(columns={f"tags.{TAG_PREFIX}axis.{a}": a for a in axes}), on="run_id")
 
 
-def _efficiency(study, runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def _efficiency(study: Study, runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Samples each row needs to reach the reference's score at its largest budget (``report.efficiency``)."""
     rows, metric = study.table.rows, study.table.metrics[0]
     row_of = runs[[f"tags.{TAG_PREFIX}axis.{r}" for r in rows]].astype(str).agg(ROW_SEPARATOR.join, axis=1)
