@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from workbench.config.study import Study
-from workbench.report.table import _markdown
+from workbench.report.table import markdown_table
 from workbench.tracking.mlflow_store import TAG_PREFIX
 
 TRIAL_TAG, SEED_TAG = f"tags.{TAG_PREFIX}optuna_trial", f"tags.{TAG_PREFIX}seed"
@@ -66,10 +66,10 @@ class SearchReport:
                                                for m, s in zip(shown["mean"], shown["std"])],
                               "seeds": shown["seeds"].astype(int)})
         lines += [f"## Trials, best first{f' (the first {SHOWN})' if len(self.trials) > SHOWN else ''}", "",
-                  _markdown(table, index=False), ""]
+                  markdown_table(table, index=False), ""]
         lines += ["## Parameter importances", ""]
         if self.importances:
-            lines += [_markdown(pd.DataFrame({"parameter": list(self.importances),
+            lines += [markdown_table(pd.DataFrame({"parameter": list(self.importances),
                                               "importance": [f"{v:.3f}" for v in self.importances.values()]}),
                                 index=False), ""]
         lines += [self.importance_note, ""]

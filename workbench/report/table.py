@@ -98,7 +98,7 @@ class StudyTable:
 
     def to_markdown(self) -> str:
         lines = [f"# {self.title}", "", self.summary, ""]
-        lines.append(_markdown(self.table))
+        lines.append(markdown_table(self.table))
         if self.notes():
             lines += ["", " ".join(self.notes())]
         if self.chance:
@@ -109,13 +109,13 @@ class StudyTable:
             lines += ["", "No reference row (`table.reference`): no verdicts; the gaps above are untested."]
         else:
             lines += ["", f"## Against the reference: {self.reference}", "",
-                      _markdown(self.verdicts, index=False) if not self.verdicts.empty
+                      markdown_table(self.verdicts, index=False) if not self.verdicts.empty
                       else "No other row has runs to compare with it."]
             for note in self.verdict_notes:
                 lines += ["", note]
         if self.efficiency_note:
             lines += ["", f"## Learning efficiency against {self.reference}", ""]
-            lines += [_markdown(self.efficiency, index=False), ""] if not self.efficiency.empty else []
+            lines += [markdown_table(self.efficiency, index=False), ""] if not self.efficiency.empty else []
             lines.append(self.efficiency_note)
         if self.cost:
             lines += ["", "## Cost", "", *(f"- {line}" for line in self.cost)]
@@ -124,7 +124,7 @@ class StudyTable:
         return "\n".join(lines) + "\n"
 
 
-def _markdown(frame: pd.DataFrame, index: bool = True) -> str:
+def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
     frame = frame.reset_index() if index else frame
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
