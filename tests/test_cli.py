@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from workbench.cli import main
-from workbench.config.resolve import recipe_profiles
+from workbench.config.resolve import recipe_profiles, resolve_recipe
 
 ROOT = Path(__file__).parents[1]
 STUDIES = sorted(ROOT.joinpath("studies").glob("*.yaml"))
@@ -39,6 +39,21 @@ def test_every_shipped_study_validates(profile, tmp_path):
                                        *map(str, STUDIES)])
     assert result.exit_code == 0, result.output
     assert result.output.count("ok: ") == len(STUDIES) >= 2
+
+
+def test_under_the_paper_profile_every_shipped_study_is_the_papers_setting():
+    """Relative keys only: no study pins micro's steps or batch, so `--profile paper` scales every trial
+    (the paper: MobileCLIP-B, batch 8192, 30k steps; a study may train a fraction of them)."""
+    from workbench.config.study import load_study
+    from workbench.study.trials import expand_grid
+
+    paper = resolve_recipe("clip", "paper", [])
+    for path in STUDIES:
+        for spec in expand_grid(load_study(path), path, "paper"):
+            train = spec.recipe.train
+            assert spec.recipe.model.name == paper.model.name, path.name
+            assert train.batch_size >= paper.train.batch_size // 2, (path.name, train.batch_size)
+            assert train.steps >= paper.train.steps // 8, (path.name, train.steps)
 
 
 def test_quickstart_study_runs_reports_and_reuses(real_root, tmp_path):
