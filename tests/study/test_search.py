@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from pylatexenc.latexwalker import LatexWalker
 
 from workbench.cli import main
 from workbench.config.study import load_study
@@ -51,3 +52,7 @@ def test_the_shipped_search_runs_every_seed_and_reports_importances(real_root, t
     assert ranked["mean"].is_monotonic_decreasing and set(ranked["trial"]) >= {t.number for t in finished}
     with Image.open(out / "baseline_search-smoke.png") as image:
         assert image.format == "PNG"
+    tex = (out / "baseline_search-smoke.tex").read_text()
+    LatexWalker(tex, tolerant_parsing=False).get_latex_nodes()  # raises on unbalanced braces or environments
+    assert r"\toprule" in tex and "Best: trial" in tex
+    assert "<h2>Parameter importances</h2>" in (out / "baseline_search-smoke.html").read_text()

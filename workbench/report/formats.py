@@ -73,16 +73,18 @@ def latex(table: StudyTable, stem: str) -> str:
     cells = table.marked(bold=r"\textbf{{{}}}", par=r"\underline{{{}}}", dagger=r"{}$^\dagger$",
                          text=table.text.map(latex_escape))
     frame = _labelled(cells, escape=latex_escape)
-    labels = len(frame.columns) - len(cells.columns)
+    caption = f"{table.title}. Mean ± std over {table.seeds} seed(s). " + " ".join(table.notes("underlined"))
+    return latex_table(frame, len(frame.columns) - len(cells.columns), caption, stem,
+                       f"% {table.title}\n% Rendered by `{table.command}`; verdicts and provenance: {stem}.md")
+
+
+def latex_table(frame: pd.DataFrame, labels: int, caption: str, stem: str, comment: str) -> str:
+    """``frame`` (cells already LaTeX) as a booktabs float: its first ``labels`` columns left-aligned."""
     body = [" & ".join(latex_escape(c) for c in frame.columns) + r" \\", r"\midrule"]
     body += [" & ".join(map(str, row)) + r" \\" for row in frame.itertuples(index=False)]
-    caption = f"{table.title}. Mean ± std over {table.seeds} seed(s). " + " ".join(table.notes("underlined"))
-    lines = [f"% {table.title}", f"% Rendered by `{table.command}`; verdicts and provenance: {stem}.md",
-             r"\begin{table}[t]", r"\centering", r"\small",
-             f"\\caption{{{latex_prose(caption)}}}",
-             f"\\label{{tab:{stem}}}",
-             f"\\begin{{tabular}}{{{'l' * labels}{'c' * len(cells.columns)}}}", r"\toprule", *body,
-             r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines = [comment, r"\begin{table}[t]", r"\centering", r"\small", f"\\caption{{{latex_prose(caption)}}}",
+             f"\\label{{tab:{stem}}}", f"\\begin{{tabular}}{{{'l' * labels}{'c' * (len(frame.columns) - labels)}}}",
+             r"\toprule", *body, r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -97,7 +99,7 @@ def _labelled(cells: pd.DataFrame, escape: Callable[[object], str]) -> pd.DataFr
 
 
 # ---------------------------------------------------------------- HTML
-_STYLE = """body { font-family: system-ui, sans-serif; max-width: 70em; margin: 2em auto; padding: 0 1em; }
+HTML_STYLE = """body { font-family: system-ui, sans-serif; max-width: 70em; margin: 2em auto; padding: 0 1em; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { padding: 0.25em 0.8em; text-align: center; }
 thead th { border-top: 2px solid #000; border-bottom: 1px solid #000; }
@@ -108,14 +110,14 @@ code { background: #f3f3f3; padding: 0 0.2em; }
 img { max-width: 100%; }"""
 
 
-def _html_text(text: str) -> str:
+def html_prose(text: str) -> str:
     """Escaped prose with `code` spans and **bold** as the Markdown writes them."""
     text = html.escape(text)
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
     return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
 
 
-def _html_table(frame: pd.DataFrame) -> str:
+def html_table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
                    for row in frame.itertuples(index=False))
@@ -126,9 +128,9 @@ def _html_table(frame: pd.DataFrame) -> str:
 def html_page(table: StudyTable, stem: str) -> str:
     """One self-contained page (but for the plot, a sibling PNG): table, notes, verdicts, provenance."""
     cells = table.marked(bold="<b>{}</b>", par="<u>{}</u>", dagger="{} †", text=table.text.map(html.escape))
-    parts = [f"<h1>{html.escape(table.title)}</h1>", f"<p>{_html_text(table.summary)}</p>",
-             _html_table(_labelled(cells, escape=lambda v: html.escape(str(v))))]
-    parts += [f'<p class="note">{_html_text(note)}</p>' for note in table.notes("underlined")]
+    parts = [f"<h1>{html.escape(table.title)}</h1>", f"<p>{html_prose(table.summary)}</p>",
+             html_table(_labelled(cells, escape=lambda v: html.escape(str(v))))]
+    parts += [f'<p class="note">{html_prose(note)}</p>' for note in table.notes("underlined")]
     if table.chance:
         parts.append('<p class="note">Chance: ' + ", ".join(f"{k} {v:.4f}" for k, v in table.chance.items()) + "</p>")
     parts += [f'<img src="{html.escape(plot)}" alt="{html.escape(table.title)}">' for plot in table.plots]
@@ -136,21 +138,27 @@ def html_page(table: StudyTable, stem: str) -> str:
         parts.append('<p class="note">No reference row (<code>table.reference</code>): no verdicts.</p>')
     else:
         parts.append(f"<h2>Against the reference: {html.escape(table.reference)}</h2>")
-        parts.append(_html_table(table.verdicts.map(lambda v: html.escape(str(v)))) if not table.verdicts.empty
+        parts.append(html_table(table.verdicts.map(lambda v: html.escape(str(v)))) if not table.verdicts.empty
                      else "<p>No other row has runs to compare with it.</p>")
-        parts += [f'<p class="note">{_html_text(note)}</p>' for note in table.verdict_notes]
+        parts += [f'<p class="note">{html_prose(note)}</p>' for note in table.verdict_notes]
     if table.efficiency_note:
         parts.append(f"<h2>Learning efficiency against {html.escape(table.reference or '')}</h2>")
         if not table.efficiency.empty:
-            parts.append(_html_table(table.efficiency.map(lambda v: html.escape(str(v)))))
-        parts.append(f'<p class="note">{_html_text(table.efficiency_note)}</p>')
-    if table.cost:
-        parts += ["<h2>Cost</h2>", "<ul>" + "".join(f"<li>{_html_text(line)}</li>" for line in table.cost) + "</ul>"]
-    if table.provenance:
-        parts += ["<h2>Provenance</h2>", "<ul>" + "".join(f"<li>{_html_text(line)}</li>"
-                                                          for line in table.provenance) + "</ul>"]
+            parts.append(html_table(table.efficiency.map(lambda v: html.escape(str(v)))))
+        parts.append(f'<p class="note">{html_prose(table.efficiency_note)}</p>')
+    return html_document(table.title, [*parts, *html_list("Cost", table.cost), *html_list("Provenance", table.provenance)])
+
+
+def html_list(heading: str, lines: list[str]) -> list[str]:
+    """A section of prose lines (cost, provenance), or nothing."""
+    if not lines:
+        return []
+    return [f"<h2>{heading}</h2>", "<ul>" + "".join(f"<li>{html_prose(line)}</li>" for line in lines) + "</ul>"]
+
+
+def html_document(title: str, parts: list[str]) -> str:
     return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(table.title)}</title><style>\n{_STYLE}\n</style></head>\n<body>\n"
+            f"<title>{html.escape(title)}</title><style>\n{HTML_STYLE}\n</style></head>\n<body>\n"
             + "\n".join(parts) + "\n</body></html>\n")
 
 

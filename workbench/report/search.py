@@ -8,6 +8,7 @@ rebuilt from the runs with the study file's search space, so the report needs no
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from workbench.config.study import Study
+from workbench.report.formats import html_document, html_list, html_prose, html_table, latex_escape, latex_table
 from workbench.report.table import markdown_table
 from workbench.tracking.mlflow_store import TAG_PREFIX
 
@@ -45,33 +47,64 @@ class SearchReport:
     provenance: list[str] = field(default_factory=list)
     cost: list[str] = field(default_factory=list)
 
-    def to_markdown(self) -> str:
+    @property
+    def ranked_heading(self) -> str:
+        return f"Trials, best first{f' (the first {SHOWN})' if len(self.trials) > SHOWN else ''}"
+
+    def ranked(self) -> pd.DataFrame:
+        """The first ``SHOWN`` trials as printed: trial, each searched value, mean ± std, seeds."""
+        shown = self.trials.head(SHOWN)
+        return pd.DataFrame({"trial": shown["trial"].astype(int),
+                             **{key: shown[key].map(_value) for key in self.keys},
+                             self.objective: [f"{m:.4f}" + (f" ± {s:.4f}" if pd.notna(s) else "")
+                                              for m, s in zip(shown["mean"], shown["std"])],
+                             "seeds": shown["seeds"].astype(int)})
+
+    def importance_table(self) -> pd.DataFrame:
+        return pd.DataFrame({"parameter": list(self.importances),
+                             "importance": [f"{v:.3f}" for v in self.importances.values()]})
+
+    def best_line(self) -> str:
         best = self.trials.iloc[0]
         point = ", ".join(f"`{key}` = {_value(best[key])}" for key in self.keys)
         per_seed = ", ".join(f"seed {c.removeprefix('value_seed_')}: {best[c]:.4f}"
                              for c in self.trials if c.startswith("value_seed_") and pd.notna(best[c]))
+        return (f"Best: trial {int(best['trial'])}, {self.objective} {best['mean']:.4f}"
+                + (f" ± {best['std']:.4f}" if pd.notna(best["std"]) else "") + f" ({per_seed}); {point}.")
+
+    def to_latex(self, stem: str) -> str:
+        """The ranked trials as a booktabs table, the best trial and the importances in its caption."""
+        ranked = self.ranked().map(latex_escape)
+        importances = "; ".join(f"`{k}` {v:.2f}" for k, v in self.importances.items())
+        caption = (f"{self.title}. {self.ranked_heading}; {self.objective} is the mean ± std over each trial's "
+                   f"seeds. {self.best_line()}" + (f" Importances (fANOVA): {importances}." if importances else ""))
+        return latex_table(ranked, 1 + len(self.keys), caption, stem,
+                           f"% {self.title}\n% Rendered by `{self.command}`; provenance: {stem}.md")
+
+    def to_html(self) -> str:
+        parts = [f"<h1>{html.escape(self.title)}</h1>", f"<p><b>{html_prose(self.best_line())}</b></p>",
+                 f"<h2>{html.escape(self.ranked_heading)}</h2>", html_table(self.ranked().map(_escape)),
+                 "<h2>Parameter importances</h2>"]
+        if self.importances:
+            parts.append(html_table(self.importance_table().map(_escape)))
+        parts.append(f'<p class="note">{html_prose(self.importance_note)}</p>')
+        if self.plot:
+            parts += ["<h2>Optimisation history</h2>", f'<img src="{html.escape(self.plot)}" alt="history">']
+        return html_document(self.title, [*parts, *html_list("Cost", self.cost),
+                                          *html_list("Provenance", self.provenance)])
+
+    def to_markdown(self) -> str:
         lines = [f"# {self.title}", "",
                  f"{len(self.trials)} of the {self.asked} trials the file asks for finished (the others were "
                  f"pruned or failed: `workbench study status`); each scores the mean {self.objective} over up "
                  f"to {self.seeds} seed(s) ({'higher' if self.maximize else 'lower'} is better)."
                  + (f" Made by `{self.command}`." if self.command else ""), "",
-                 f"**Best: trial {int(best['trial'])}**, {self.objective} {best['mean']:.4f}"
-                 + (f" ± {best['std']:.4f}" if pd.notna(best["std"]) else "") + f" ({per_seed}); {point}. "
-                 "The best of many noisy trials is optimistic (the winner's curse): confirm it in a grid study "
-                 "with fresh seeds, and on the eval suite only once chosen.", ""]
-        shown = self.trials.head(SHOWN)
-        table = pd.DataFrame({"trial": shown["trial"].astype(int),
-                              **{key: shown[key].map(_value) for key in self.keys},
-                              self.objective: [f"{m:.4f}" + (f" ± {s:.4f}" if pd.notna(s) else "")
-                                               for m, s in zip(shown["mean"], shown["std"])],
-                              "seeds": shown["seeds"].astype(int)})
-        lines += [f"## Trials, best first{f' (the first {SHOWN})' if len(self.trials) > SHOWN else ''}", "",
-                  markdown_table(table, index=False), ""]
+                 f"**{self.best_line()}** The best of many noisy trials is optimistic (the winner's curse): "
+                 "confirm it in a grid study with fresh seeds, and on the eval suite only once chosen.", ""]
+        lines += [f"## {self.ranked_heading}", "", markdown_table(self.ranked(), index=False), ""]
         lines += ["## Parameter importances", ""]
         if self.importances:
-            lines += [markdown_table(pd.DataFrame({"parameter": list(self.importances),
-                                              "importance": [f"{v:.3f}" for v in self.importances.values()]}),
-                                index=False), ""]
+            lines += [markdown_table(self.importance_table(), index=False), ""]
         lines += [self.importance_note, ""]
         if self.plot:
             lines += ["## Optimisation history", "", f"![{self.title}: optimisation history]({self.plot})", ""]
@@ -187,11 +220,18 @@ def history_plot(report: SearchReport, path: Path) -> None:
     figure.savefig(path, dpi=110, metadata={"Software": None})
 
 
+def _escape(value: object) -> str:
+    return html.escape(str(value))
+
+
 def write_search_report(report: SearchReport, out_dir: Path, stem: str) -> list[Path]:
+    """The history plot, Markdown, LaTeX, HTML and the numeric CSV of every trial, to ``out_dir/stem.*``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot, md, csv = out_dir / f"{stem}.png", out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
+    plot, md, tex, page, csv = (out_dir / f"{stem}{suffix}" for suffix in (".png", ".md", ".tex", ".html", ".csv"))
     history_plot(report, plot)
     report.plot = plot.name
     md.write_text(report.to_markdown())
+    tex.write_text(report.to_latex(stem))
+    page.write_text(report.to_html())
     report.trials.to_csv(csv, index=False, float_format="%.10g")
-    return [plot, md, csv]
+    return [plot, md, tex, page, csv]
