@@ -60,6 +60,20 @@ def test_plan_shows_misses_then_hits(shapes_ws, shapes_suite, tmp_path):
     assert after.samples_to_train == 0 and after.total_seconds == 0
 
 
+def test_plan_counts_a_training_shared_by_two_points_once(shapes_ws, shapes_suite, tmp_path):
+    """A plain recipe swept over a distillation-only key has one training key at both values: the plan
+    trains it once (the later point says which point trains it) and sizes the study by what runs."""
+    study = write_study(tmp_path / "study.yaml", shapes_suite, "  lr: {key: distill.lam, values: [0.5, 1.0]}")
+    plan = make_plan(study, shapes_ws)
+    states = [t.train for t in plan.trials]
+    assert states.count("run") == 2 and len({t.key for t in plan.trials}) == 2
+    shared = [t for t in plan.trials if t.train.startswith("=")]
+    first = {t.key: t.spec.point_id for t in plan.trials if t.train == "run"}
+    assert len(shared) == 2 and all(t.train == "=" + first[t.key] and t.seconds == 0.0 for t in shared)
+    assert plan.samples_to_train == 2 * 6 * 16
+    assert "2 trials share an earlier trial's training" in plan.render()
+
+
 def test_plan_lists_teacher_and_captioner_fits_with_states_and_estimates(shapes_ws, shapes_suite, tmp_path):
     zoo, registry = tmp_path / "zoo.yaml", tmp_path / "captioners.yaml"
     zoo.write_text(ZOO.format(suite=shapes_suite))

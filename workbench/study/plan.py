@@ -41,12 +41,18 @@ STAGE_ORDER = ("data", "teacher", "captioner", "captions", "reinforce")
 @dataclass
 class PlannedTrial:
     spec: TrialSpec
-    train: str   # "hit", "resume@STEP", "run", or "needs data"
+    train: str   # "hit", "resume@STEP", "run", "needs data", or "=POINT" (trains once, under POINT)
     eval: str
     seconds: float | None = None
     """Estimated training (what is left of it) and eval."""
     key: str = ""
-    """The training's stage key ("" while its data is not built): trials of two studies with one key train once."""
+    """The training's stage key ("" while its data is not built): trials with one key train once."""
+
+    @property
+    def trains(self) -> bool:
+        """Whether this trial's student is trained (or resumed) for it: not a hit, not shared with an
+        earlier trial of the plan (a plain control swept over a distillation-only axis has one key)."""
+        return self.train != "hit" and not self.train.startswith("=")
 
 
 @dataclass
@@ -95,12 +101,11 @@ class Plan:
 
     @property
     def samples_to_train(self) -> int:
-        return sum(t.spec.recipe.train.steps * t.spec.recipe.train.batch_size for t in self.trials
-                   if t.train != "hit")
+        return sum(t.spec.recipe.train.steps * t.spec.recipe.train.batch_size for t in self.trials if t.trains)
 
     def stored_bytes(self) -> int:
         """Checkpoints to write: weights (fp32) once for the model, three times while training (AdamW)."""
-        return sum(estimates.parameter_count(t.spec.recipe.model.name) * 4 * 4 for t in self.trials if t.train != "hit")
+        return sum(estimates.parameter_count(t.spec.recipe.model.name) * 4 * 4 for t in self.trials if t.trains)
 
     @property
     def trial_seconds(self) -> float | None:
@@ -126,8 +131,10 @@ class Plan:
             lines.append(f"{t.spec.point_id:12}  {t.train:12}  {t.eval:6}  {estimates.duration(t.seconds):>8}  "
                          f"{t.spec.title}")
         hits = sum(t.train == "hit" for t in self.trials)
+        shared = sum(t.train.startswith("=") for t in self.trials)
         lines.append("")
-        lines.append(f"cache: {hits}/{len(self.trials)} trainings reused")
+        lines.append(f"cache: {hits}/{len(self.trials)} trainings reused"
+                     + (f"; {shared} trials share an earlier trial's training (=POINT)" if shared else ""))
         if self.reinforcements:
             lines.append("")
             lines.append(f"{'reinforce':18}  {'state':22}  dataset")
@@ -163,10 +170,11 @@ class Plan:
             rows.append(("train+eval", f"{self.search_trials} search trials", "run",
                          estimates.duration(self.trial_seconds), f"~{each} each"))
         else:
-            evals = [0.0 if t.eval == "hit" else estimates.evaluation_seconds(estimates.count_if_needed(t.spec.recipe.model.name))
+            evals = [0.0 if t.eval in ("hit", "shared") else estimates.evaluation_seconds(estimates.count_if_needed(t.spec.recipe.model.name))
                      for t in self.trials]
             trains = [(t.seconds or 0.0) - e for t, e in zip(self.trials, evals)]
-            for stage, states, seconds in (("train", [t.train for t in self.trials], trains),
+            train_states = ["shared" if t.train.startswith("=") else t.train for t in self.trials]
+            for stage, states, seconds in (("train", train_states, trains),
                                            ("eval", [t.eval for t in self.trials], evals)):
                 counts = ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states))
                 rows.append((stage, f"{len(states)} trials", counts, estimates.duration(sum(seconds) / self.parallel),
@@ -174,8 +182,8 @@ class Plan:
                              if self.parallel > 1 else ""))
         unknown = [s for s in self.stages if s.seconds is None]
         lines = ["stages (estimated wall time on a 2-core CPU, from recorded measurements; rough):",
-                 f"{'stage':10}  {'name':40}  {'state':18}  {'estimate':>10}  detail"]
-        lines += [f"{a:10}  {b:40}  {c:18}  {d:>10}  {e}".rstrip() for a, b, c, d, e in rows]
+                 f"{'stage':10}  {'name':40}  {'state':26}  {'estimate':>10}  detail"]
+        lines += [f"{a:10}  {b:40}  {c:26}  {d:>10}  {e}".rstrip() for a, b, c, d, e in rows]
         lines.append(f"total: ~{estimates.duration(self.total_seconds)} on a 2-core CPU (stages in order, then "
                      f"{self.parallel} trial{'s' * (self.parallel != 1)} at a time)"
                      + (f"; without {len(unknown)} stage(s) that have no recorded figure (?)" if unknown else "")
@@ -191,13 +199,18 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
     ready = sorted(d for d in datasets if is_built(ws, d))
     missing = sorted(datasets - set(ready))
     cache = StageCache(ws.cache_dir)
-    planned = []
+    planned: list[PlannedTrial] = []
+    first_with: dict[str, str] = {}  # training key -> the point that trains it
     for spec in ([] if study.search else specs):
         seconds = estimates.trial_seconds(spec.recipe)
         if set(spec.recipe.data.train) & set(missing):
             planned.append(PlannedTrial(spec, "needs data", "run", seconds))
             continue
         key = planned_train_key(spec.recipe, ws)
+        if key in first_with and not cache.has("train", key):
+            planned.append(PlannedTrial(spec, f"={first_with[key]}", "shared", 0.0, key))
+            continue
+        first_with.setdefault(key, spec.point_id)
         if cache.has("train", key):
             state, seconds = "hit", 0.0
             evaluated = "hit" if cache.has("eval", eval_key(spec.recipe, key)) else "run"
@@ -255,7 +268,7 @@ def render_all(plans: list[Plan], fresh: bool) -> str:
         lines.append(f"{plan.study:24}  {plan.profile:7}  {count:>6}  {new:>9}  {estimates.duration(trials):>10}  "
                      f"{estimates.duration(own):>10}")
     lines += ["", "stages, each counted once (where several studies need one, the first pays):",
-              f"{'stage':10}  {'name':40}  {'state':18}  {'estimate':>10}  needed by"]
+              f"{'stage':10}  {'name':40}  {'state':26}  {'estimate':>10}  needed by"]
     for ident, stage in shared.items():
         key = stage.detail.split(":", 1)[0] if ":" in stage.detail else ""  # two fits of one teacher differ here
         name = f"{stage.name} [{key[:8]}]" if key and key != stage.name else stage.name
