@@ -46,12 +46,17 @@ EVAL_SECONDS = 2.0
 SUITE_IMAGES = 9_700
 """evaluate/suite.yaml: ~9.7k images in the default suite (a teacher's score after its fit)."""
 
-LIT_VIEWS_PER_S = {"efficientnet-lite0": 33.0, "efficientnet-lite1": 33.0 / 1.4}
-"""Image-tower features per second at 96 px (features pin every core). teachers/zoo.yaml: lite0 at ~33
-views/s on 2 cores (data layout v2); lite1 ~1.4× lite0's time. Cost grows with pixels."""
+LIT_VIEWS_PER_S = {"efficientnet-lite0": 145.0, "efficientnet-lite1": 102.0}
+"""Image-tower features per second at 96 px (features pin every core; channels-last, batches of 32):
+measured in the features stage's own stage_cost.json on 2 cores, 93,554 views of clipart-web + glyphs in
+646 s (lite0) and 913 s (lite1). Cost grows with pixels."""
 LIT_REFERENCE_SIZE = 96
-LIT_PROJECTION_STEP_SECONDS = 0.12
-"""teachers/zoo.yaml: the projections' fit took ~4 min (2,000 steps at batch 1,024)."""
+LIT_TEXT_PER_S = 145.0
+"""Caption features per second (all-MiniLM-L6-v2, 2 cores): 46,777 captions in 322 s. Computed once per
+text tower and training set, so a second LiT teacher on the same text tower finds them cached (this
+estimate counts them for each: at most ~5 min over)."""
+LIT_PROJECTION_STEP_SECONDS = 0.3
+"""The projections' fit on stored features, 2,000 steps at batch 1,024: ~10 min on 2 cores."""
 LIT_PROJECTION_BATCH = 1_024
 
 CAPTIONER_SAMPLES_PER_S = {"micro-coca": 320.0}
@@ -110,13 +115,13 @@ def lit_views_per_s(tower: str, image_size: int) -> float:
 
 
 def lit_fit_seconds(spec, rows: int) -> float:
-    """A LiT teacher: image features of every view (the text tower's are cheap and shared), projections,
-    then its score on the suite."""
+    """A LiT teacher: image features of every view, caption features, projections, then its score on the
+    suite."""
     fit = spec.fit
     rows = min(rows, fit.max_train_samples or rows)
     rate = lit_views_per_s(spec.image_tower, spec.image_size)
     projections = fit.steps * LIT_PROJECTION_STEP_SECONDS * min(fit.batch_size, rows) / LIT_PROJECTION_BATCH
-    return rows * fit.views / rate + projections + SUITE_IMAGES / rate
+    return rows * fit.views / rate + rows / LIT_TEXT_PER_S + projections + SUITE_IMAGES / rate
 
 
 def captioner_fit_seconds(model: str, fit) -> float | None:

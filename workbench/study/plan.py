@@ -260,7 +260,7 @@ def render_all(plans: list[Plan], fresh: bool) -> str:
         if plan.search_trials:
             new, trials = plan.search_trials, (plan.trial_seconds or 0.0) / plan.parallel
         else:  # a training another study already needs is that study's
-            mine = [t for t in plan.trials if not t.key or t.key not in trained]
+            mine = [t for t in plan.trials if (not t.key or t.key not in trained) and not t.train.startswith("=")]
             trained.update(t.key for t in plan.trials if t.key)
             new, trials = len(mine), sum(t.seconds or 0.0 for t in mine) / plan.parallel
         trial_total += trials
@@ -272,7 +272,7 @@ def render_all(plans: list[Plan], fresh: bool) -> str:
     for ident, stage in shared.items():
         key = stage.detail.split(":", 1)[0] if ":" in stage.detail else ""  # two fits of one teacher differ here
         name = f"{stage.name} [{key[:8]}]" if key and key != stage.name else stage.name
-        lines.append(f"{stage.stage:10}  {name:40}  {stage.state:18}  {estimates.duration(stage.seconds):>10}  "
+        lines.append(f"{stage.stage:10}  {name:40}  {stage.state:26}  {estimates.duration(stage.seconds):>10}  "
                      + ", ".join(dict.fromkeys(users[ident])))
     stage_total = sum(stage.seconds or 0.0 for stage in shared.values())
     where = "from a fresh clone (no cached stage; data as built here)" if fresh else "from this workspace"
