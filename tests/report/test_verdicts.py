@@ -102,6 +102,21 @@ def test_the_csv_is_numeric_with_per_seed_values_and_run_ids(tmp_path):
     assert frame.set_index("method").loc["plain", "verdict"] == "reference"
 
 
+def test_contrasts_compare_named_pairs_of_rows_in_every_format(tmp_path):
+    table = build_table(study(contrasts=[["kd", "same"], ["same", "kd"]]), runs(), "t")
+    shown = table.contrasts.set_index(["row", "against"])
+    assert shown.loc[("kd", "same"), "verdict"] == "better" and shown.loc[("kd", "same"), "difference"] == "+0.0200"
+    assert shown.loc[("same", "kd"), "verdict"] == "worse"
+    assert "## Contrasts" in table.to_markdown()
+    written = write_report(table, tmp_path, "t")
+    frame = pd.read_csv(tmp_path / "t-contrasts.csv")
+    assert tmp_path / "t-contrasts.csv" in written and len(frame) == 2
+    assert all(pd.api.types.is_numeric_dtype(frame[c]) for c in ("n", "diff", "ci_low", "ci_high", "df"))
+    assert frame.loc[0, "ci_low"] > 0 and "<h2>Contrasts</h2>" in (tmp_path / "t.html").read_text()
+    write_report(build_table(study(), runs(), "t"), tmp_path, "t")  # none asked: no stale file left
+    assert not (tmp_path / "t-contrasts.csv").exists()
+
+
 def test_a_reference_over_two_row_axes_joins_their_labels():
     two = study(rows=["method", "lr"], reference="plain / 0.003")
     table = build_table(two, runs(), "t")

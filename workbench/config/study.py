@@ -199,8 +199,20 @@ class Table(Strict):
                              f"row to measure against (columns: {self.columns}, reference: {self.reference})")
         return self
 
+    contrasts: list[tuple[str, str]] = Field(default_factory=list)
+    """Pairs of row labels ``[row, against]`` a reader compares besides the reference (a teacher pair
+    against one of its teachers alone): each gets a difference, a 95% interval and a verdict, as every row
+    gets against the reference."""
+
     def reference_labels(self, axes: dict[str, Axis]) -> tuple[str, ...]:
         """The reference's label on each row axis; ValueError saying how rows are labelled if none matches."""
+        if not self.rows:
+            raise ValueError("a reference row needs `table.rows`; this table has one row")
+        return self.row_labels(self.reference or "", axes)
+
+    def row_labels(self, text: str, axes: dict[str, Axis]) -> tuple[str, ...]:
+        """A row label as printed, split into its label on each row axis; ValueError saying how rows are
+        labelled if none matches."""
         def split(text: str, names: list[str]) -> tuple[str, ...] | None:
             if len(names) == 1:
                 return (text,) if text in axes[names[0]].display_labels else None
@@ -212,8 +224,8 @@ class Table(Strict):
             return None
 
         if not self.rows:
-            raise ValueError("a reference row needs `table.rows`; this table has one row")
-        found = split(self.reference or "", self.rows)
+            raise ValueError("row labels need `table.rows`; this table has one row")
+        found = split(text, self.rows)
         if found is None:
             labels = {name: axes[name].display_labels for name in self.rows}
             choices = "; ".join(f"{name}: {', '.join(v[:8])}{', …' if len(v) > 8 else ''}"
@@ -221,7 +233,7 @@ class Table(Strict):
             how = "" if len(self.rows) == 1 else (
                 f"; write one label of each row axis joined by {ROW_SEPARATOR!r} in `rows` order, e.g. "
                 f"{ROW_SEPARATOR.join(v[0] for v in labels.values())!r}")
-            raise ValueError(f"{self.reference!r} is not a row label ({choices}){how}")
+            raise ValueError(f"{text!r} is not a row label ({choices}){how}")
         return found
 
 
@@ -319,6 +331,16 @@ def _check_references(study: Study, where: str) -> None:
             study.table.reference_labels(study.axes)
         except ValueError as error:
             raise ConfigError(where, f"table.reference: {error}") from None
+    for i, pair in enumerate(study.table.contrasts):
+        if study.search:
+            raise ConfigError(where, "table.contrasts: a search study's rows mix trials of different values")
+        if pair[0] == pair[1]:
+            raise ConfigError(where, f"table.contrasts[{i}]: {pair[0]!r} against itself")
+        for label in pair:
+            try:
+                study.table.row_labels(label, study.axes)
+            except ValueError as error:
+                raise ConfigError(where, f"table.contrasts[{i}]: {error}") from None
 
 
 def check_size(study: Study, where: str) -> None:

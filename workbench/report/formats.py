@@ -16,7 +16,7 @@ from typing import Callable
 import pandas as pd
 
 from workbench.report.plots import axis_plot, curve_plot, storage_plot
-from workbench.report.table import StudyTable
+from workbench.report.table import CONTRAST_NOTE, StudyTable
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,9 @@ def html_page(table: StudyTable, stem: str) -> str:
         parts.append(html_table(table.verdicts.map(lambda v: html.escape(str(v)))) if not table.verdicts.empty
                      else "<p>No other row has runs to compare with it.</p>")
         parts += [f'<p class="note">{html_prose(note)}</p>' for note in table.verdict_notes]
+    if not table.contrasts.empty:
+        parts += ["<h2>Contrasts</h2>", html_table(table.contrasts.map(lambda v: html.escape(str(v)))),
+                  f'<p class="note">{html_prose(CONTRAST_NOTE)}</p>']
     if table.efficiency_note:
         parts.append(f"<h2>Learning efficiency against {html.escape(table.reference or '')}</h2>")
         if not table.efficiency.empty:
@@ -179,4 +182,10 @@ def write_report(table: StudyTable, out_dir: Path, stem: str) -> list[Path]:
         path = out_dir / f"{stem}{form.suffix}"
         path.write_text(form.render(table, stem))
         written.append(path)
+    contrasts = out_dir / f"{stem}-contrasts.csv"  # numeric, like the cells' CSV
+    if table.contrast_numbers.empty:
+        contrasts.unlink(missing_ok=True)
+    else:
+        contrasts.write_text(table.contrast_numbers.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+        written.append(contrasts)
     return written

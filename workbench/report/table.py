@@ -11,9 +11,13 @@ import pandas as pd
 from workbench.config.study import ROW_SEPARATOR, Study
 from workbench.evaluate.spec import NEAR_CHANCE_Z
 from workbench.report.cost import CPU, SAMPLES, WALL
-from workbench.report.stats import HEADLINE_SEEDS, METHOD_NOTE, compare
+from workbench.report.stats import HEADLINE_SEEDS, METHOD_NOTE, Comparison, compare
 from workbench.report.transfer import TRANSFER, common_transfer
 from workbench.tracking.mlflow_store import TAG_PREFIX
+
+CONTRAST_NOTE = ("Contrasts (`table.contrasts`): row − against, with the interval and verdict of the reference "
+                 "comparisons above. Two rows trained on the same seeds are still treated as independent samples "
+                 "(no pairing by seed), which, if anything, widens the interval.")
 
 AXIS_TAG = f"tags.{TAG_PREFIX}axis."
 COST_COLUMNS = (SAMPLES, WALL, CPU)
@@ -59,6 +63,10 @@ class StudyTable:
     verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The verdict table under the Markdown table (empty without a reference)."""
     verdict_notes: list[str] = field(default_factory=list)
+    contrasts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """``table.contrasts`` as printed: each named pair of rows, difference, interval, verdict."""
+    contrast_numbers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The same, numeric (written as ``<study>-contrasts.csv``)."""
     provenance: list[str] = field(default_factory=list)
     """Lines saying what made the runs: commit, command, data fingerprints, threads."""
     efficiency: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -113,6 +121,8 @@ class StudyTable:
                       else "No other row has runs to compare with it."]
             for note in self.verdict_notes:
                 lines += ["", note]
+        if not self.contrasts.empty:
+            lines += ["", "## Contrasts", "", markdown_table(self.contrasts, index=False), "", CONTRAST_NOTE]
         if self.efficiency_note:
             lines += ["", f"## Learning efficiency against {self.reference}", ""]
             lines += [markdown_table(self.efficiency, index=False), ""] if not self.efficiency.empty else []
@@ -213,6 +223,9 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
     reference = spec.reference_labels(study.axes) if spec.reference is not None else None
     table.reference = spec.reference
     table.cells, table.verdicts, table.verdict_notes = _verdicts(numbers, rows, spec.columns, reference, maximize)
+    if spec.contrasts:
+        pairs = [(spec.row_labels(a, study.axes), a, spec.row_labels(b, study.axes), b) for a, b in spec.contrasts]
+        table.contrast_numbers, table.contrasts = _contrasts(numbers, rows, spec.columns, pairs, maximize)
     if reference is not None and pooled:
         table.verdict_notes.append(f"Cells pool every value of {', '.join(pooled)} (neither rows nor "
                                    "columns): their spread counts as seed noise.")
@@ -319,20 +332,12 @@ def _verdicts(numbers: pd.DataFrame, rows: list[str], column: str | None, refere
                           "verdict": "reference has no runs"})
             continue
         ref = keyed.loc[ref_key]
-        item_se, ref_item_se = line["item_se"], ref["item_se"]
-        no_se = math.isnan(item_se) or math.isnan(ref_item_se)
-        result = compare(line[seeds].dropna().to_numpy(float), 0.0 if math.isnan(item_se) else item_se,
-                         ref[seeds].dropna().to_numpy(float), 0.0 if math.isnan(ref_item_se) else ref_item_se,
-                         higher_is_better=maximize)
+        result, no_se = _compare_lines(line, ref, seeds, maximize)
         numbers.loc[i, ["diff", "ci_low", "ci_high", "df", "verdict"]] = \
             [result.diff, result.low, result.high, result.df, result.verdict]
         short = min(line["seeds"], ref["seeds"]) < HEADLINE_SEEDS
         few, no_item_se = few or short, no_item_se or no_se
-        shown.append({**shown_line, "runs": f"{line['n']} vs {ref['n']}" + (" ‡" if short else ""),
-                      "difference": _signed(result.diff),
-                      "95% interval": "–" if math.isnan(result.low)
-                      else f"[{_signed(result.low)}, {_signed(result.high)}]",
-                      "verdict": result.verdict + (" §" if no_se else "")})
+        shown.append({**shown_line, **_shown(result, line, ref, short, no_se)})
     notes = [METHOD_NOTE + f" {'Higher' if maximize else 'Lower'} is better (the objective's direction). "
              "Item standard errors are the ones each run logs as `stderr/<metric>`: a task's binomial standard "
              "error, or for a headline column (zeroshot, retrieval, avg) and transfer √(Σ se²) / K over its K "
@@ -343,6 +348,50 @@ def _verdicts(numbers: pd.DataFrame, rows: list[str], column: str | None, refere
     if no_item_se:
         notes.append("§ a side's runs logged no item standard error: that side counts seed noise only.")
     return numbers, pd.DataFrame(shown), notes
+
+
+def _compare_lines(line: pd.Series, ref: pd.Series, seeds: list[str], maximize: bool) -> tuple[Comparison, bool]:
+    """One cell's seed values against another's; and whether a side logged no item standard error."""
+    item_se, ref_item_se = line["item_se"], ref["item_se"]
+    no_se = math.isnan(item_se) or math.isnan(ref_item_se)
+    result = compare(line[seeds].dropna().to_numpy(float), 0.0 if math.isnan(item_se) else item_se,
+                     ref[seeds].dropna().to_numpy(float), 0.0 if math.isnan(ref_item_se) else ref_item_se,
+                     higher_is_better=maximize)
+    return result, no_se
+
+
+def _shown(result: Comparison, line: pd.Series, ref: pd.Series, short: bool, no_se: bool) -> dict:
+    """A comparison as the verdict tables print it."""
+    return {"runs": f"{line['n']} vs {ref['n']}" + (" ‡" if short else ""), "difference": _signed(result.diff),
+            "95% interval": "–" if math.isnan(result.low) else f"[{_signed(result.low)}, {_signed(result.high)}]",
+            "verdict": result.verdict + (" §" if no_se else "")}
+
+
+def _contrasts(numbers: pd.DataFrame, rows: list[str], column: str | None, pairs: list[tuple[tuple[str, ...], str,
+               tuple[str, ...], str]], maximize: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``table.contrasts``: each pair of rows (in each column, per metric) compared as a row is against the
+    reference. Numeric lines (for the CSV) and the printed table; rows without runs are left out."""
+    seeds = [c for c in numbers if c.startswith("value_seed_")]
+    keyed = numbers.set_index([*rows, *([column] if column else []), "metric"])
+    columns = list(dict.fromkeys(numbers[column])) if column else [None]
+    metrics = list(dict.fromkeys(numbers["metric"]))
+    exact, shown = [], []
+    for row, row_label, against, against_label in pairs:
+        for value in columns:
+            for metric in metrics:
+                at = (*([value] if column else []), metric)
+                if (*row, *at) not in keyed.index or (*against, *at) not in keyed.index:
+                    continue
+                line, ref = keyed.loc[(*row, *at)], keyed.loc[(*against, *at)]
+                result, no_se = _compare_lines(line, ref, seeds, maximize)
+                where = {**({column: value} if column else {}), "metric": metric}
+                exact.append({"row": row_label, "against": against_label, **where, "n": line["n"],
+                              "against_n": ref["n"], "diff": result.diff, "ci_low": result.low,
+                              "ci_high": result.high, "df": result.df, "verdict": result.verdict})
+                short = min(line["seeds"], ref["seeds"]) < HEADLINE_SEEDS
+                shown.append({"row": row_label, "against": against_label, **where,
+                              **_shown(result, line, ref, short, no_se)})
+    return pd.DataFrame(exact), pd.DataFrame(shown)
 
 
 def _signed(value: float) -> str:
