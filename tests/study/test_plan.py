@@ -133,3 +133,18 @@ def test_plan_refuses_a_suite_outside_project_and_workspace(shapes_ws, shapes_su
     with pytest.raises(ConfigError, match="outside the project"):
         make_plan(study, shapes_ws)
     assert Path(outside).exists()
+
+
+def test_plan_before_a_teachers_data_is_built_lists_the_build_and_keys_nothing(shapes_ws, shapes_suite, tmp_path):
+    """A fresh clone plans before `data build`: a distilled trial whose teacher fits on an unbuilt dataset
+    cannot be keyed yet, so it is "needs data" and the build is a stage, not a crash."""
+    zoo = tmp_path / "zoo.yaml"
+    zoo.write_text(ZOO.format(suite=shapes_suite).replace("data: [shapes]", "data: [shapes, glyphs]"))
+    study = write_study(tmp_path / "kd.yaml", shapes_suite, "  lr: {key: train.lr, values: [1.0e-3]}")
+    study.write_text(study.read_text().replace("  train.eval_every: 3\n", f"""  train.eval_every: 3
+  reinforce.teachers: [lit-tiny]
+  reinforce.zoo: {zoo}
+"""))
+    plan = make_plan(study, shapes_ws)
+    assert {t.train for t in plan.trials} == {"needs data"}
+    assert plan.datasets_missing == ["glyphs"] and "datasets to build: glyphs" in plan.render()

@@ -201,9 +201,14 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
     cache = StageCache(ws.cache_dir)
     planned: list[PlannedTrial] = []
     first_with: dict[str, str] = {}  # training key -> the point that trains it
+    keyable: dict[str, bool] = {}  # a distilled trial's key needs its teachers' and captioners' data too
     for spec in ([] if study.search else specs):
         seconds = estimates.trial_seconds(spec.recipe)
-        if set(spec.recipe.data.train) & set(missing):
+        recipe = spec.recipe
+        if recipe.reinforce.teachers:
+            inputs = f"{recipe.data.train}{recipe.data.holdout}{recipe.reinforce.model_dump_json()}"
+            keyable.setdefault(inputs, _keyable(recipe, ws))
+        if set(recipe.data.train) & set(missing) or (recipe.reinforce.teachers and not keyable[inputs]):
             planned.append(PlannedTrial(spec, "needs data", "run", seconds))
             continue
         key = planned_train_key(spec.recipe, ws)
