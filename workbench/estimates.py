@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 
+from workbench.config.augment import resolve_policy
 from workbench.config.recipe import ModelConfig, Recipe
 from workbench.data.build import is_built
 from workbench.data.shards import read_manifest
@@ -33,6 +34,11 @@ scaled from micro-vit-xs by parameter count."""
 SYNTHETIC_CAPTION_SLOWDOWN = 1.5
 """The same trials distilling a synthetic caption too (a second caption's text forward and loss): 375–427
 samples/s against ~600."""
+RANDAUGMENT_SLOWDOWN = 1.8
+"""Trials whose images go through RandAugment (the strong and datacompdr policies, replayed from storage or
+drawn online): teacher_logit_scale's distilled micro-vit-xs trainings replaying K=4 strong augmentations
+ran at ~330 samples/s (600 steps × 128 in 225–290 s, two one-thread trials at once) against ~600 with
+crops only."""
 REFERENCE_STUDENT = "micro-vit-xs"
 REFERENCE_PARAMETERS = 1.1e6
 """micro-vit-xs's parameter count (recipes/clip.yaml)."""
@@ -98,7 +104,19 @@ def training_seconds(recipe, parameters: int | None = None) -> float:
         seconds *= ONLINE_KD_SLOWDOWN
     if recipe.reinforce.teachers and recipe.distill.synthetic_weight > 0 and recipe.reinforce.captioners:
         seconds *= SYNTHETIC_CAPTION_SLOWDOWN
+    if _randaugmented(recipe):
+        seconds *= RANDAUGMENT_SLOWDOWN
     return seconds + (train.steps // train.eval_every) * evaluation_seconds(parameters)
+
+
+def _randaugmented(recipe) -> bool:
+    """Whether the images a trial trains on pass through RandAugment: the stored policy of a distilled
+    recipe, the online policy of a plain one."""
+    if recipe.reinforce.teachers:
+        policy = recipe.reinforce.augment
+    else:
+        policy = recipe.augment.policy if recipe.augment.enabled else None
+    return policy is not None and resolve_policy(policy).randaugment_ops > 0
 
 
 def evaluation_seconds(parameters: int | None = None) -> float:
