@@ -65,8 +65,10 @@ LIT_PROJECTION_STEP_SECONDS = 0.3
 """The projections' fit on stored features, 2,000 steps at batch 1,024: ~10 min on 2 cores."""
 LIT_PROJECTION_BATCH = 1_024
 
-CAPTIONER_SAMPLES_PER_S = {"micro-coca": 320.0}
-"""README "Captioners": pretraining clipart-web (1,500 steps at batch 128) takes ~10 min on one core."""
+CAPTIONER_SAMPLES_PER_S = {"micro-coca": 150.0}
+"""Captioner fit samples per second, periodic evals included (2 cores, nothing else running): pretraining
+clipart-web, 1,500 steps at batch 128, in 1,143 s (168/s); fine-tuning tuxpaint, 300 at batch 64, in 158 s
+(122/s)."""
 CAPTIONS_PER_S = 180.0
 """Synthetic captions per second (generation pins every core): micro-coca, top-p, S=3 for clip art's 5,400
 train images on 2 cores — the clipart-web captioner 16,200 in 101 s, the tuxpaint one 16,200 in 70 s."""
@@ -151,11 +153,14 @@ def caption_seconds(images: int, samples: int) -> float:
     return images * samples / CAPTIONS_PER_S
 
 
-def reinforce_seconds(augmented_images: int, teacher_rates: list[float | None]) -> float | None:
-    """Every augmented image through every teacher, at ``REINFORCE_EFFICIENCY`` of their forward rates."""
+def reinforce_seconds(augmented_images: int, teacher_rates: list[float | None], texts: int = 0) -> float | None:
+    """Every augmented image through every teacher, at ``REINFORCE_EFFICIENCY`` of their forward rates, and
+    every caption (ground truth and synthetic) through every teacher's text tower at the MiniLM rate, the
+    slowest the zoo ships: reinforced_clip's set (5,400 images, K=8, 6 synthetic captions, lite0-minilm)
+    took 642 s, of which the 37,800 captions are ~260 s."""
     if any(rate is None for rate in teacher_rates):
         return None
-    return sum(augmented_images / rate for rate in teacher_rates) / REINFORCE_EFFICIENCY
+    return sum(augmented_images / rate + texts / LIT_TEXT_PER_S for rate in teacher_rates) / REINFORCE_EFFICIENCY
 
 
 def duration(seconds: float | None) -> str:

@@ -409,7 +409,7 @@ def _captioner_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache
 
 
 def _reinforce_seconds(reinforcement: PlannedReinforcement, ws: Workspace) -> float | None:
-    """Every augmented image through every teacher; 0 for a hit, the share of shards left for a resume."""
+    """Every augmented image and caption through every teacher; 0 for a hit, the share of shards left for a resume."""
     if reinforcement.state == "hit":
         return 0.0
     config = reinforcement.recipe.reinforce
@@ -418,8 +418,9 @@ def _reinforce_seconds(reinforcement: PlannedReinforcement, ws: Workspace) -> fl
     for name in config.teachers:
         spec = teacher_spec(name, zoo)
         rates.append(teacher_kind(spec).views_per_s(name, spec))
-    images = sum(estimates.train_count(ws, d) for d in reinforcement.recipe.data.train) * config.augmentations
-    seconds = estimates.reinforce_seconds(images, rates)
+    samples = sum(estimates.train_count(ws, d) for d in reinforcement.recipe.data.train)
+    texts = samples * (1 + config.captions * len(config.captioners))
+    seconds = estimates.reinforce_seconds(samples * config.augmentations, rates, texts)
     if seconds is not None and reinforcement.state.startswith("resume"):
         done, total = map(int, reinforcement.state.split()[1].split("/"))
         seconds *= 1 - done / max(total, 1)
