@@ -201,14 +201,10 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
     cache = StageCache(ws.cache_dir)
     planned: list[PlannedTrial] = []
     first_with: dict[str, str] = {}  # training key -> the point that trains it
-    keyable: dict[str, bool] = {}  # a distilled trial's key needs its teachers' and captioners' data too
+    awaiting: dict[str, bool] = {}  # reinforce inputs -> whether a dataset they read is unbuilt
     for spec in ([] if study.search else specs):
         seconds = estimates.trial_seconds(spec.recipe)
-        recipe = spec.recipe
-        if recipe.reinforce.teachers:
-            inputs = f"{recipe.data.train}{recipe.data.holdout}{recipe.reinforce.model_dump_json()}"
-            keyable.setdefault(inputs, _keyable(recipe, ws))
-        if set(recipe.data.train) & set(missing) or (recipe.reinforce.teachers and not keyable[inputs]):
+        if set(spec.recipe.data.train) & set(missing) or _awaits_data(spec.recipe, ws, awaiting):
             planned.append(PlannedTrial(spec, "needs data", "run", seconds))
             continue
         key = planned_train_key(spec.recipe, ws)
@@ -337,6 +333,17 @@ def _keyable(recipe: Recipe, ws: Workspace) -> bool:
     return all(is_built(ws, name) for name in _needs(recipe, ws))
 
 
+def _awaits_data(recipe: Recipe, ws: Workspace, memo: dict[str, bool]) -> bool:
+    """Whether a distilled recipe's key must wait for a dataset its teachers or captioners read (memoised
+    per reinforce inputs: every seed and training-only point shares them)."""
+    if not recipe.reinforce.teachers:
+        return False
+    inputs = f"{recipe.data.train}{recipe.data.holdout}{recipe.reinforce.model_dump_json()}"
+    if inputs not in memo:
+        memo[inputs] = not _keyable(recipe, ws)
+    return memo[inputs]
+
+
 def _upstream(reinforcements: list[PlannedReinforcement], ws: Workspace, cache: StageCache) -> list[PlannedStage]:
     """Data builds, teacher fits, captioner fits and caption sets the reinforcements still to build need."""
     stages: dict[tuple[str, str], PlannedStage] = {}
@@ -409,7 +416,8 @@ def _captioner_stages(recipe: Recipe, planned: dict | None, ws: Workspace, cache
 
 
 def _reinforce_seconds(reinforcement: PlannedReinforcement, ws: Workspace) -> float | None:
-    """Every augmented image and caption through every teacher; 0 for a hit, the share of shards left for a resume."""
+    """Every augmented image and caption through every teacher; 0 for a hit, the share of shards left for a
+    resume."""
     if reinforcement.state == "hit":
         return 0.0
     config = reinforcement.recipe.reinforce
