@@ -108,38 +108,64 @@ def storage_plot(table: StudyTable, path: Path) -> bool:
 
 
 def curve_plot(table: StudyTable, path: Path) -> bool:
-    """The first metric during training against samples seen: one panel per column (when the table has a
-    column axis), one line per row, the mean over its seeds with a ± std band. False, and nothing written,
-    when no run evaluated more than once."""
+    """Draw :func:`curve_figure` to ``path`` (PNG). False, and nothing written, when there is no curve."""
+    figure = curve_figure(table)
+    if figure is None:
+        return False
+    figure.savefig(path, dpi=110, metadata={"Software": None})
+    return True
+
+
+def curve_figure(table: StudyTable) -> Figure | None:
+    """The first metric during training against samples seen, one line per row (the mean over its seeds, a
+    ± std band). A column axis gives one panel per column, except training budgets (``table.efficiency``):
+    those share one log samples-seen axis, each row one colour, each budget its own line ending in a
+    diamond, so a short budget's end point sits beside the longer runs' curves at the same samples seen.
+    None when no run evaluated more than once."""
     curves = table.curves
     if curves.empty or curves.groupby("run_id")["step"].nunique().max() < 2:
-        return False
+        return None
     rows = list(table.row_axes)
-    panels = list(dict.fromkeys(table.cells[table.column_axis])) if table.column_axis else [None]
+    columns = list(dict.fromkeys(table.cells[table.column_axis])) if table.column_axis else [None]
+    budgets = table.column_axis is not None and not table.efficiency.empty
+    panels = [None] if budgets else columns
     order = list(dict.fromkeys(map(tuple, table.cells[rows].astype(str).to_numpy()))) if rows else [()]
+    colours = {key: f"C{i % 10}" for i, key in enumerate(order)}
     figure = Figure(figsize=(max(6.5, 4.2 * len(panels)), 4.0), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     metric = table.metrics[0]
     for ax, panel in zip(axes, panels):
-        mine = curves if panel is None else curves[curves[table.column_axis] == panel]
+        labelled = set()
         for key in order:
-            group = mine[(mine[rows].astype(str) == list(key)).all(axis=1)] if rows else mine
-            if group.empty:
-                continue
-            by_step = group.groupby("step")["value"]
-            mean, std = by_step.mean(), by_step.std(ddof=1).fillna(0.0)
-            line, = ax.plot(mean.index, mean.to_numpy(), marker="o", markersize=3, linewidth=1,
-                            label=" / ".join(key) or table.title)
-            ax.fill_between(mean.index, (mean - std).to_numpy(), (mean + std).to_numpy(), color=line.get_color(),
-                            alpha=0.15, linewidth=0)
+            for column in columns if budgets else [panel]:
+                mine = curves if column is None else curves[curves[table.column_axis] == column]
+                group = mine[(mine[rows].astype(str) == list(key)).all(axis=1)] if rows else mine
+                if group.empty:
+                    continue
+                by_step = group.groupby("step")["value"]
+                mean, std = by_step.mean(), by_step.std(ddof=1).fillna(0.0)
+                label = None if key in labelled else (" / ".join(key) or table.title)
+                labelled.add(key)
+                ax.plot(mean.index, mean.to_numpy(), marker="o", markersize=3, linewidth=1, color=colours[key],
+                        label=label)
+                ax.fill_between(mean.index, (mean - std).to_numpy(), (mean + std).to_numpy(), color=colours[key],
+                                alpha=0.15, linewidth=0)
+                if budgets:
+                    ax.plot(mean.index[-1:], mean.to_numpy()[-1:], marker="D", markersize=6, color=colours[key],
+                            linestyle="none")
         if metric in table.chance:
             ax.axhline(table.chance[metric], color="0.6", linestyle=":", linewidth=1, label="chance")
-        ax.set_title(str(panel) if panel is not None else metric, fontsize=10)
+        title = str(panel) if panel is not None else metric
+        ax.set_title(f"{title}: one line per {table.column_axis}, ◆ its end" if budgets else title, fontsize=10)
         ax.set_xlabel("samples seen")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1000:g}k"))
+        thousands = FuncFormatter(lambda value, _: f"{value / 1000:g}k")
+        ax.xaxis.set_major_formatter(thousands)
+        if budgets:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(thousands)
+            ax.xaxis.set_minor_formatter(thousands)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"{metric} during training (mean ± std over seeds)", fontsize=8)
     axes[-1].legend(fontsize=7)
     figure.suptitle(f"{table.title}: learning curves", fontsize=10)
-    figure.savefig(path, dpi=110, metadata={"Software": None})
-    return True
+    return figure
