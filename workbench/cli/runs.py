@@ -74,17 +74,68 @@ def evaluate(ws: Workspace, checkpoint: Path, suite: str | None) -> None:
 
 
 @click.command("models")
-def models() -> None:
-    """List students: registered micro configs (with parameter counts) and open_clip names."""
+@click.option("--latency", is_flag=True,
+              help="Time each student's towers at batch 1, before and after reparameterisation, and write the table.")
+@click.option("--name", "names", multiple=True, metavar="MODEL",
+              help="A student to time (repeatable) [default: the micro configs and the papers' students].")
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True, help="Timed runs per tower.")
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed runs first.")
+@click.option("--device", help="Where to time them [default: cuda if available, else cpu].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("reports/students.md"),
+              show_default=True, help="The Markdown table; its numbers, per device, go to the .json beside it.")
+def models(latency: bool, names: tuple[str, ...], repeats: int, warmup: int, device: str, out: Path) -> None:
+    """List students: registered micro configs (with parameter counts) and open_clip names.
+
+    With --latency: parameters of each tower and batch-1 latency before and after structural
+    reparameterisation (MobileCLIP2 Tab. 8's columns) on this machine. Measurements are kept per device in
+    OUT's .json, so running the same command on a GPU machine adds its columns to the table. Example:
+
+    \b
+    workbench models --latency --name MobileCLIP2-S0 --name MobileCLIP2-B
+    """
     from workbench.config.recipe import ModelConfig
     from workbench.models.students import configured_image_size, count_parameters, create_student, list_students
 
+    if latency:
+        _latency_table(list(names), repeats, warmup, device, out)
+        return
     listing = list_students()
     for name in listing["micro"]:
         params = count_parameters(create_student(ModelConfig(name=name)))
         click.echo(f"{name:16} {configured_image_size(name):4d}px  {params['total'] / 1e6:6.2f}M params "
                    f"(image {params['image'] / 1e6:.2f}M, text {params['text'] / 1e6:.2f}M)")
     click.echo("open_clip: " + ", ".join(listing["open_clip"]))
+
+
+def _latency_table(names: list[str], repeats: int, warmup: int, device: str | None, out: Path) -> None:
+    """Time each student, saving each as it is measured (an interrupted run keeps what it timed), then
+    write the table of every device measured so far."""
+    import torch
+    from tqdm import tqdm
+
+    from dataclasses import asdict
+
+    from workbench.models.latency import default_students, device_name, measure
+    from workbench.report.students import record, render
+    from workbench.models.students import configured_image_size
+
+    for name in names:  # every name checked before the first minute of timing
+        try:
+            configured_image_size(name)
+        except ValueError as error:
+            raise click.BadParameter(f"{error}: `workbench models` lists them", param_hint="--name") from None
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    where = device_name(torch.device(device))
+    store = out.with_suffix(".json")
+    command = " ".join(["workbench models --latency", *(f"--name {n}" for n in names), f"--repeats {repeats}"])
+    for name in tqdm(names or default_students(), desc="students", unit="model"):
+        cost = measure(name, repeats, warmup, device)
+        data = record(store, where, [asdict(cost)], command)
+        tqdm.write(f"{name}: image {cost.image_fused.median_ms:.1f} ms, text {cost.text_fused.median_ms:.1f} ms "
+                   f"fused; max |Δ| {cost.max_difference:.1e}")
+    out.write_text(render(data))
+    click.echo(out.read_text())
+    click.echo(f"wrote {out} and {store}")
 
 
 # ---------------------------------------------------------------- report / ui

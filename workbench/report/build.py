@@ -15,6 +15,7 @@ from workbench.report.efficiency import efficiency, efficiency_cells, render
 from workbench.report.formats import write_report
 from workbench.report.provenance import THREADS, provenance
 from workbench.report.search import search_report, write_search_report
+from workbench.report.students import STORE, fused_latency
 from workbench.report.table import StudyTable, build_table, latest_per_point
 from workbench.stages.ledger import COST_ARTIFACT
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker
@@ -51,12 +52,30 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None, ou
     shown = shown.assign(**{THREADS: [_trained_threads(tracker, row) for _, row in shown.iterrows()]})
     table.provenance = provenance(shown, f"workbench study run {path}{flag}", table.command, _layouts(ws))
     table.cost = cost_lines
+    attach_latency(study, table, Path(out_dir or "reports") / STORE)
     written: list[Path] = []
     if out_dir is not None:
         stem = study.study if profile == "micro" else f"{study.study}-{profile}"
         write = write_search_report if study.search else write_report
         written = write(table, Path(out_dir) / study.study, stem)
     return table.to_markdown(), written
+
+
+def attach_latency(study: Study, table: StudyTable, store: Path) -> str:
+    """Give each cell its student's fused latency (``cells["latency_ms"]``) and the table the device they
+    were timed on, where a row or column axis sets ``model.name`` and ``store`` timed those students;
+    return that device ("" if none)."""
+    device, latency = fused_latency(store)
+    for name in [*table.row_axes, *([table.column_axis] if table.column_axis else [])]:
+        axis = study.axes[name]
+        students = axis.zip.get("model.name") if axis.zip else axis.values if axis.key == "model.name" else None
+        if not students or table.cells.empty or not all(s in latency for s in students):
+            continue
+        of_label = dict(zip(axis.display_labels, students))
+        table.cells["latency_ms"] = table.cells[name].astype(str).map(lambda label: latency[of_label[label]])
+        table.latency_device = device
+        return device
+    return ""
 
 
 def _layouts(ws: Workspace) -> dict[str, int]:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import pandas as pd
 
-from workbench.report.plots import axis_plot, curve_plot, storage_plot
+from workbench.report.plots import axis_plot, curve_plot, latency_plot, storage_plot
 from workbench.report.table import CONTRAST_NOTE, StudyTable
 
 
@@ -167,12 +167,14 @@ def html_document(title: str, parts: list[str]) -> str:
 
 def write_report(table: StudyTable, out_dir: Path, stem: str) -> list[Path]:
     """Write the plots (the metrics by the swept axis, when the table sweeps something; learning curves, when
-    runs evaluated during training; by stored bytes, when rows train on reinforced data of different sizes)
+    runs evaluated during training; by stored bytes, when rows train on reinforced data of different sizes; by
+    latency, when the axis is the student and its latencies were measured)
     and every format to ``out_dir/stem*``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written, table.plots = [], []
     for plot, draw in ((out_dir / f"{stem}.png", axis_plot), (out_dir / f"{stem}-curves.png", curve_plot),
-                       (out_dir / f"{stem}-storage.png", storage_plot)):
+                       (out_dir / f"{stem}-storage.png", storage_plot),
+                       (out_dir / f"{stem}-latency.png", latency_plot)):
         if draw(table, plot):
             table.plots.append(plot.name)
             written.append(plot)

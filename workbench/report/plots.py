@@ -74,35 +74,47 @@ def _is_number(text: str) -> bool:
 
 def storage_plot(table: StudyTable, path: Path) -> bool:
     """Each metric against the bytes of the reinforced data each cell trained on (MobileCLIP's accuracy
-    against storage), one labelled point per cell, mean ± std over seeds. False, and nothing written, unless
-    the cells' data differ in size."""
+    against storage). False, and nothing written, unless the cells' data differ in size."""
+    return _against(table, path, "reinforced_bytes", 2**20, "reinforced data stored (MiB)", "accuracy against storage")
+
+
+def latency_plot(table: StudyTable, path: Path) -> bool:
+    """Each metric against the cell's student's fused image + text latency (MobileCLIP2 Fig. 1), where the
+    study's axis is the student and ``workbench models --latency`` timed them. False otherwise."""
+    return _against(table, path, "latency_ms", 1.0, f"image + text latency, fused (ms; {table.latency_device})",
+                    "accuracy against latency")
+
+
+def _against(table: StudyTable, path: Path, column: str, unit: float, xlabel: str, title: str) -> bool:
+    """Each metric against a per-cell quantity, one labelled point per cell, mean ± std over seeds; False,
+    and nothing written, unless the cells differ in it."""
     cells = table.cells
-    if "reinforced_bytes" not in cells:
+    if column not in cells:
         return False
-    cells = cells[cells["reinforced_bytes"] > 0]
-    if cells["reinforced_bytes"].nunique() < 2:
+    cells = cells[cells[column] > 0]
+    if cells[column].nunique() < 2:
         return False
     names = [*table.row_axes, *([table.column_axis] if table.column_axis else [])]
     figure = Figure(figsize=(4.8 * len(table.metrics), 3.8), layout="constrained")
     axes = figure.subplots(1, len(table.metrics), squeeze=False)[0]
     for ax, metric in zip(axes, table.metrics):
         lines = cells[cells["metric"] == metric]
-        mib = lines["reinforced_bytes"] / 2**20
-        ax.errorbar(mib, lines["mean"], yerr=lines["std"].fillna(0.0), marker="o", markersize=4, capsize=3,
+        x = lines[column] / unit
+        ax.errorbar(x, lines["mean"], yerr=lines["std"].fillna(0.0), marker="o", markersize=4, capsize=3,
                     linestyle="none")
-        for x, y, (_, line) in zip(mib, lines["mean"], lines.iterrows()):
-            ax.annotate(" / ".join(str(line[n]) for n in names), (x, y), textcoords="offset points",
+        for xi, y, (_, line) in zip(x, lines["mean"], lines.iterrows()):
+            ax.annotate(" / ".join(str(line[n]) for n in names), (xi, y), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
-        if mib.max() > 4 * mib.min():
+        if x.max() > 4 * x.min():
             ax.set_xscale("log")
         if metric in table.chance:
             ax.axhline(table.chance[metric], color="0.6", linestyle=":", linewidth=1, label="chance")
             ax.legend(fontsize=7)
         ax.set_title(metric, fontsize=10)
-        ax.set_xlabel("reinforced data stored (MiB)")
+        ax.set_xlabel(xlabel, fontsize=8)
         ax.set_ylabel(f"{metric} (mean ± std over seeds)", fontsize=8)
         ax.grid(alpha=0.3)
-    figure.suptitle(f"{table.title}: accuracy against storage", fontsize=10)
+    figure.suptitle(f"{table.title}: {title}", fontsize=10)
     figure.savefig(path, dpi=110, metadata={"Software": None})
     return True
 

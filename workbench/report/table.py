@@ -78,6 +78,8 @@ class StudyTable:
     """Axes neither rows nor columns: each cell pools their values with its seeds."""
     metric_notes: list[str] = field(default_factory=list)
     """What a derived column (``transfer``) averages."""
+    latency_device: str = ""
+    """Where the students' latencies in ``cells["latency_ms"]`` were measured (``workbench models --latency``)."""
 
     @property
     def table(self) -> pd.DataFrame:
