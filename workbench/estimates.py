@@ -1,8 +1,8 @@
 """Wall-time estimates for ``study plan``, from figures measured on a 2-core CPU.
 
 Each figure says where it was recorded. They are rough (other load, caches and data sizes move them by
-tens of percent) and hold for this machine kind only: a GPU run under ``--profile paper`` is not
-estimated by them.
+tens of percent) and hold for this machine kind only. A GPU training (bf16, as ``--profile paper``) is
+priced instead in GPU-hours from its counted FLOPs at an assumed utilisation (``gpu_hours``).
 """
 
 from __future__ import annotations
@@ -172,6 +172,44 @@ def duration(seconds: float | None) -> str:
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+# ------------------------------------------------------------------------ GPU trainings
+GPU = "H100"
+GPU_BF16_FLOPS = 989e12
+"""An NVIDIA H100 SXM's dense bf16 peak, FLOP/s (its datasheet)."""
+ASSUMED_UTILISATION = 0.35
+"""Share of that peak a large-batch CLIP training sustains: an assumption (not measured by this project), in
+the range large ViT trainings report; the hours scale inversely with it."""
+
+
+def is_gpu_training(recipe: Recipe) -> bool:
+    """bf16 is the GPU setting (``train.precision``: fp32 on CPUs, where bf16 matmuls are slower)."""
+    return recipe.train.precision == "bf16"
+
+
+@functools.lru_cache(maxsize=None)
+def training_flops_per_sample(model: str) -> float:
+    """Forward and backward of one sample, taken as three forwards (the usual rule) of the image tower at its
+    native resolution and the text tower at its context, counted by torch's FlopCounterMode."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from workbench.models.students import get_tokenizer, image_size_of
+
+    student = create_student(ModelConfig(name=model)).eval()
+    size = image_size_of(student)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        student.encode_image(torch.zeros(1, 3, size, size))
+        student.encode_text(get_tokenizer(model)(["a photo"]))
+    return 3.0 * counter.get_total_flops()
+
+
+def gpu_hours(recipe: Recipe) -> float:
+    """A GPU training's hours on one ``GPU`` at ``ASSUMED_UTILISATION`` (stored teacher embeddings cost the
+    student nothing; online teachers are not priced)."""
+    samples = recipe.train.steps * recipe.train.batch_size
+    return samples * training_flops_per_sample(recipe.model.name) / (GPU_BF16_FLOPS * ASSUMED_UTILISATION) / 3600
 
 
 # ------------------------------------------------------------------------ from specs and data

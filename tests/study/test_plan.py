@@ -43,6 +43,15 @@ captioners:
 """
 
 
+def test_under_the_paper_profile_trainings_are_priced_in_gpu_hours(shapes_ws, shapes_suite, tmp_path):
+    study = write_study(tmp_path / "study.yaml", shapes_suite, "  lr: {key: train.lr, values: [1.0e-3]}", seeds=1)
+    text = make_plan(study, shapes_ws, "paper").render()
+    assert "MobileCLIP-B, 6 steps" in text and "(warm-up 1,000, bf16)" in text
+    gpu = next(line for line in text.splitlines() if line.startswith("GPU: "))
+    assert "H100-hours for 1 bf16 training (MobileCLIP-B " in gpu and "assumed 35%" in gpu
+    assert "GPU: " not in make_plan(study, shapes_ws).render()  # the smoke profile trains on CPU
+
+
 def test_plan_shows_misses_then_hits(shapes_ws, shapes_suite, tmp_path):
     study = write_study(tmp_path / "study.yaml", shapes_suite, "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}")
     before = make_plan(study, shapes_ws)

@@ -148,6 +148,7 @@ class Plan:
                      f"~{self.stored_bytes() / 2**20:.1f} MiB of checkpoints"
                      + (f" and ~{self.reinforced_bytes / 2**20:.1f} MiB of reinforced shards"
                         if any(r.estimate for r in self.reinforcements) else "") + " to write")
+        lines.extend(self._render_gpu())
         lines.append("")
         lines.extend(self._render_stages())
         lines.extend(self.notes)
@@ -162,6 +163,19 @@ class Plan:
                     f"(warm-up {train.warmup_steps:,}, {train.precision})")
             counts[line] = counts.get(line, 0) + 1
         return [f"training: {line}: {n} trial{'s' * (n != 1)}" for line, n in counts.items()]
+
+    def _render_gpu(self) -> list[str]:
+        """GPU trainings (bf16) in GPU-hours from their FLOPs: the CPU wall times do not price them."""
+        gpu = [t.spec.recipe for t in self.trials if t.trains and estimates.is_gpu_training(t.spec.recipe)]
+        if not gpu:
+            return []
+        per_sample = ", ".join(f"{m} {estimates.training_flops_per_sample(m) / 1e9:,.0f} GFLOPs a sample"
+                               for m in dict.fromkeys(r.model.name for r in gpu))
+        hours = sum(estimates.gpu_hours(r) for r in gpu)
+        return [f"GPU: ~{hours:,.0f} {estimates.GPU}-hours for {len(gpu)} bf16 training{'s' * (len(gpu) != 1)} "
+                f"({per_sample}, forward + backward) at an assumed {estimates.ASSUMED_UTILISATION:.0%} of its "
+                f"{estimates.GPU_BF16_FLOPS / 1e12:,.0f} TFLOP/s bf16 peak; the 2-core CPU times below do not "
+                "apply to them"]
 
     def _render_stages(self) -> list[str]:
         rows = [(s.stage, s.name, s.state, estimates.duration(s.seconds), s.detail) for s in self.stages]
