@@ -24,6 +24,18 @@ SHAPES_SUITE_FILE = Path(__file__).parent / "suites" / "shapes.yaml"  # inside t
 SHAPES_SUITE = SHAPES_SUITE_FILE.read_text()
 
 
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests (bf16 autocast, nccl, CUDA timing) run where CUDA is (`python -m pytest -m gpu`)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA: run `python -m pytest -m gpu` on a GPU machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 def draw_shape(shape: str, colour: str, place: str, jitter: random.Random) -> Image.Image:
     image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # transparent: exercises compositing on white
     draw = ImageDraw.Draw(image)

@@ -4,10 +4,11 @@ parameter counts are the paper's, and the command writes the table."""
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from workbench.cli import main
-from workbench.models.latency import measure
+from workbench.models.latency import device_name, measure
 from workbench.report.students import PAPER_TABLE_8
 
 
@@ -36,3 +37,10 @@ def test_the_command_writes_the_table_and_refuses_an_unknown_student(tmp_path):
     assert good.exit_code == 0, good.output
     assert "| `micro-vit-xs` | 32 |" in out.read_text()
     assert "micro-vit-xs" in json.loads(out.with_suffix(".json").read_text())["devices"].popitem()[1]["students"]
+
+
+@pytest.mark.gpu
+def test_cuda_timings_wait_for_the_device():
+    cost = measure("MobileCLIP2-S0", repeats=5, warmup=2, device="cuda")
+    assert cost.max_difference < 1e-3 and 0 < cost.image_fused.min_ms <= cost.image_fused.median_ms
+    assert device_name(torch.device("cuda")) == torch.cuda.get_device_name(0)

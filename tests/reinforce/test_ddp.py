@@ -31,8 +31,8 @@ def _sets(root) -> list[str]:
     return [arg for item in sets for arg in ("--set", item)]
 
 
-def _torchrun(ws, root) -> subprocess.Popen:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+def _torchrun(ws, root, port: int = 29517) -> subprocess.Popen:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
                "-m", "workbench", "--workspace", str(ws.root), "train", "--profile", "smoke", *_sets(root)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -86,3 +86,19 @@ def test_two_processes_match_one_and_resume_after_kill_9(reinforce_root, tmp_pat
     theirs = torch.load(single.path / "model.pt", weights_only=False)["model"]
     for name, value in theirs.items():
         assert torch.allclose(ours[name], value, rtol=1e-3, atol=2e-4), name
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="nccl data parallelism needs two GPUs")
+def test_two_gpu_processes_train_over_nccl(reinforce_root, tmp_path):
+    from workbench.config.resolve import resolve_recipe
+    from workbench.study.single import parse_sets
+
+    ws = make_ws(tmp_path / "nccl", reinforce_root)
+    args = _sets(reinforce_root)
+    reinforce(resolve_recipe("clip", "smoke", [("--set", parse_sets(tuple(args[1::2])))]), ws, progress=False)
+    run = _torchrun(ws, reinforce_root, port=29518)  # CUDA present: the process group is nccl
+    _, errors = run.communicate(timeout=600)
+    assert run.returncode == 0, errors.decode()[-2000:]
+    (model,) = (ws.cache_dir / "train").glob("*/model.pt")
+    assert torch.load(model, map_location="cpu", weights_only=False)["model"]

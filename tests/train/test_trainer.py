@@ -115,3 +115,15 @@ def test_ema_weights_are_saved_and_resumed(shapes_ws, shapes_suite, tmp_path):
     resumed = torch.load(out / "model.pt", weights_only=False)["model"]
     for name, value in one_step.items():
         assert torch.allclose(resumed[name], value, atol=1e-6), name
+
+
+@pytest.mark.gpu
+def test_bf16_autocast_trains_on_cuda(shapes_ws, shapes_suite, tmp_path):
+    """The paper profile's precision on the device it is for: finite losses, a saved student, evals run."""
+    recipe = smoke_recipe(shapes_suite, **{"train.precision": "bf16"})
+    summary = train_student(recipe, shapes_ws, tmp_path, tmp_path / "partial", progress=False)
+    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    assert summary.steps == recipe.train.steps and torch.isfinite(torch.tensor(summary.final_loss))
+    assert any("eval/avg" in row["metrics"] for row in history)
+    state = torch.load(tmp_path / "model.pt", map_location="cpu", weights_only=False)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
