@@ -14,7 +14,7 @@ from workbench.captioners.spec import load_registry
 from workbench.captioners.vocab import Vocabulary
 from workbench.config.overrides import ConfigError
 
-from .conftest import REGISTRY
+from .conftest import REGISTRY, write_registry
 
 
 def test_fit_is_logged_once_and_a_hit_the_second_time(shapes_ws, tiny_registry):
@@ -128,3 +128,17 @@ def test_a_fitted_captioner_names_colour_and_shape_far_above_chance(fitted):
     assert n >= 40
     # chance: 1/4 colours, 1/3 shapes; with n ≈ 48 a rate of 0.6 is > 5 standard errors above either
     assert right["colour"] / n > 0.6 and right["shape"] / n > 0.6, right
+
+
+def test_context_length_sets_the_text_positions_and_only_then_the_key(shapes_ws, tmp_path):
+    path = tmp_path / "long.yaml"
+    path.write_text(REGISTRY.format(steps=3).replace("model: micro-coca-xs\n", "model: micro-coca-xs\n"
+                                                     "    context_length: 8\n", 1))
+    short, default = load_registry(path), load_registry(write_registry(tmp_path / "default.yaml", steps=3))
+    assert captioner_key("shapes", short, shapes_ws) != captioner_key("shapes", default, shapes_ws)
+    assert "context_length" not in default.captioners["shapes"].model_dump()  # unset: every cached key stays
+    fit_captioner("shapes", shapes_ws, short, progress=False)
+    captioner = load_captioner("shapes", shapes_ws, short)
+    assert captioner.vocab.context_length == 8
+    assert captioner.model.text.positional_embedding.shape[0] == 8 + 1  # CoCa appends its class token
+    assert captioner.vocab(["a red circle on the left of a very long caption"]).shape == (1, 8)

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 import torch
 from pydantic import Field, TypeAdapter, ValidationError
 
-from workbench.captioners.vocab import EOT, PAD, SOT, UNK
+from workbench.captioners.vocab import COMPACT, Specials
 from workbench.config.errors import ConfigError
 from workbench.config.files import Strict
 
@@ -64,16 +64,13 @@ def parse_decoding(text: str) -> TopP | TopK | Beam:
         raise ConfigError(f"decoding {text!r}", f"{where}: {first['msg']} (methods: top_p, top_k, beam)") from None
 
 
-def _banned(logits: torch.Tensor) -> torch.Tensor:
-    """Padding, start and unknown are never generated."""
-    logits[:, [PAD, SOT, UNK]] = float("-inf")
-    return logits
-
-
-def _next_logits(model: torch.nn.Module, tokens: torch.Tensor, latent: torch.Tensor,
-                 embs: torch.Tensor) -> torch.Tensor:
+def _next_logits(model: torch.nn.Module, tokens: torch.Tensor, latent: torch.Tensor, embs: torch.Tensor,
+                 specials: Specials) -> torch.Tensor:
+    """The next token's logits; padding, start (and a compact vocabulary's unknown) are never generated."""
     out = model(None, tokens, image_latent=latent, image_embs=embs, output_labels=False)
-    return _banned(out["logits"][:, -1].float())
+    logits = out["logits"][:, -1].float()
+    logits[:, list(specials.banned)] = float("-inf")
+    return logits
 
 
 def _filter(logits: torch.Tensor, decoding: TopP | TopK) -> torch.Tensor:
@@ -89,30 +86,30 @@ def _filter(logits: torch.Tensor, decoding: TopP | TopK) -> torch.Tensor:
 
 
 def sample_ids(model, latent: torch.Tensor, embs: torch.Tensor, decoding: TopP | TopK, length: int,
-               generator: torch.Generator | None) -> torch.Tensor:
+               generator: torch.Generator | None, specials: Specials = COMPACT) -> torch.Tensor:
     """[rows, ≤ length] ids: start, sampled tokens, end (forced at ``length``), padding after the end."""
     rows, device = latent.shape[0], latent.device
-    tokens = torch.full((rows, 1), SOT, dtype=torch.long, device=device)
+    tokens = torch.full((rows, 1), specials.sot, dtype=torch.long, device=device)
     alive = torch.ones(rows, dtype=torch.bool, device=device)
     for position in range(1, length):
-        step = torch.full((rows,), PAD, dtype=torch.long, device=device)
+        step = torch.full((rows,), specials.pad, dtype=torch.long, device=device)
         index = alive.nonzero().squeeze(1)
         if position == length - 1:  # the last position can only end the caption
-            step[index] = EOT
+            step[index] = specials.eot
         else:
-            logits = _filter(_next_logits(model, tokens[index], latent[index], embs[index]), decoding)
+            logits = _filter(_next_logits(model, tokens[index], latent[index], embs[index], specials), decoding)
             # drawn on the CPU: the same generator then gives the same captions on any device
             drawn = torch.multinomial(logits.softmax(dim=-1).cpu(), 1, generator=generator).squeeze(1)
             step[index] = drawn.to(device)
         tokens = torch.cat([tokens, step.unsqueeze(1)], dim=1)
-        alive &= step != EOT
+        alive &= step != specials.eot
         if not alive.any():
             break
     return tokens
 
 
 def beam_ids(model, latent: torch.Tensor, embs: torch.Tensor, decoding: Beam, samples: int,
-             length: int) -> torch.Tensor:
+             length: int, specials: Specials = COMPACT) -> torch.Tensor:
     """[images, samples, ≤ length] ids of the best ``samples`` beams per image.
 
     A finished beam stays in its slot with its score (it can only be extended by padding, at no
@@ -121,7 +118,7 @@ def beam_ids(model, latent: torch.Tensor, embs: torch.Tensor, decoding: Beam, sa
     """
     images, beams, device = latent.shape[0], decoding.beams, latent.device
     latent, embs = latent.repeat_interleave(beams, 0), embs.repeat_interleave(beams, 0)
-    tokens = torch.full((images * beams, 1), SOT, dtype=torch.long, device=device)
+    tokens = torch.full((images * beams, 1), specials.sot, dtype=torch.long, device=device)
     scores = torch.zeros(images, beams, device=device)
     scores[:, 1:] = float("-inf")  # all beams start equal: expand the first only
     lengths = torch.zeros(images * beams, device=device)
@@ -131,13 +128,14 @@ def beam_ids(model, latent: torch.Tensor, embs: torch.Tensor, decoding: Beam, sa
     for position in range(1, length):
         logp = torch.full((images * beams, vocab), float("-inf"), device=device)
         open_rows = (~done).nonzero().squeeze(1)
-        step_logp = _next_logits(model, tokens[open_rows], latent[open_rows], embs[open_rows]).log_softmax(dim=-1)
+        step_logp = _next_logits(model, tokens[open_rows], latent[open_rows], embs[open_rows],
+                                 specials).log_softmax(dim=-1)
         if position == length - 1:  # the last position can only end the caption
-            end = step_logp[:, EOT].clone()
+            end = step_logp[:, specials.eot].clone()
             step_logp.fill_(float("-inf"))
-            step_logp[:, EOT] = end
+            step_logp[:, specials.eot] = end
         logp[open_rows] = step_logp
-        logp[done, PAD] = 0.0
+        logp[done, specials.pad] = 0.0
         candidates = (scores.view(-1, 1) + logp).view(images, beams * vocab)
         scores, flat = candidates.topk(beams, dim=1)
         rows = (base + flat // vocab).view(-1)
@@ -145,7 +143,7 @@ def beam_ids(model, latent: torch.Tensor, embs: torch.Tensor, decoding: Beam, sa
         was_done = done[rows]
         tokens = torch.cat([tokens[rows], step.unsqueeze(1)], dim=1)
         lengths = lengths[rows] + (~was_done).float()
-        done = was_done | (step == EOT)
+        done = was_done | (step == specials.eot)
         if done.all():
             break
     final = scores / lengths.view(images, beams).clamp(min=1) ** decoding.length_penalty
@@ -155,15 +153,16 @@ def beam_ids(model, latent: torch.Tensor, embs: torch.Tensor, decoding: Beam, sa
 
 @torch.no_grad()
 def generate_ids(model, pixels: torch.Tensor, decoding: TopP | TopK | Beam, samples: int, length: int,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """[images, samples, ≤ length] token ids for normalised ``pixels`` [images, 3, S, S]."""
+                 generator: torch.Generator | None = None, specials: Specials = COMPACT) -> torch.Tensor:
+    """[images, samples, ≤ length] token ids for normalised ``pixels`` [images, 3, S, S]; ``specials``: the
+    vocabulary's start, end, padding and never-generated ids."""
     if isinstance(decoding, Beam) and decoding.beams < samples:
         raise ConfigError("decoding beam", f"beams ({decoding.beams}) must be at least the captions per image "
                                            f"({samples})")
     encoded = model(pixels)
     latent, embs = encoded["image_features"], encoded["image_embs"]
     if isinstance(decoding, Beam):
-        return beam_ids(model, latent, embs, decoding, samples, length)
+        return beam_ids(model, latent, embs, decoding, samples, length, specials)
     ids = sample_ids(model, latent.repeat_interleave(samples, 0), embs.repeat_interleave(samples, 0), decoding,
-                     length, generator)
+                     length, generator, specials)
     return ids.view(pixels.shape[0], samples, -1)

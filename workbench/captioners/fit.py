@@ -47,10 +47,12 @@ class FittedCaptioner:
     def describe(self) -> str:
         fit = self.info["fit"]
         final = fit["final"]
-        lineage = f"fine-tune of {self.info['parent']}" if self.info["parent"] else f"pretrained {self.info['model']}"
+        lineage = (f"fine-tune of {self.info['parent']}" if self.info["parent"] else
+                   f"released {self.info['model']}" if self.info["kind"] == "openclip" else
+                   f"pretrained {self.info['model']}")
         state = f"hit ({self.key}; fitted in" if self.hit else f"fitted ({self.key}) in"
         return (f"{self.name}: {state} {self.info['seconds']:.0f} s{')' if self.hit else ''}, "
-                f"{lineage} on {'+'.join(self.info['data'])}; {fit['steps']} steps ({fit['epochs']} epochs); "
+                f"{lineage} on {'+'.join(self.info['data']) or 'no data of ours'}; {fit['steps']} steps ({fit['epochs']} epochs); "
                 f"caption loss train {final.get('train/caption_loss', float('nan')):.3f} / held-out "
                 f"{final.get('eval/caption_loss', float('nan')):.3f}, contrastive train "
                 f"{final.get('train/contrastive_loss', float('nan')):.3f} / held-out "
@@ -85,12 +87,13 @@ def _fit(name: str, key: str, spec: CaptionerEntry, registry: Registry, ws: Work
     figures = out / "figures"
     figures.mkdir()
     loss_curves(history, figures / "losses.png", f"captioner {name}")
-    held = HeldOut(ws, spec.refs, captioner.image_size, captioner.vocab, SAMPLES, spec.seed + 1)
-    pixels = held.pixels(0, len(held.captions))
-    captions = {"beam": captioner.caption(pixels, Beam(beams=4), 1),
-                "top_p": captioner.caption(pixels, TopP(p=0.9), 2, torch.Generator().manual_seed(spec.seed))}
-    sample_page(figures / "samples", np.asarray(held.images), held.captions, captions,
-                f"captioner {name}: held-out images of {', '.join(r.describe() for r in spec.refs)}")
+    if spec.refs:  # a released captioner may name no data to show itself on
+        held = HeldOut(ws, spec.refs, captioner.image_size, captioner.vocab, SAMPLES, spec.seed + 1)
+        pixels = held.pixels(0, len(held.captions))
+        captions = {"beam": captioner.caption(pixels, Beam(beams=4), 1),
+                    "top_p": captioner.caption(pixels, TopP(p=0.9), 2, torch.Generator().manual_seed(spec.seed))}
+        sample_page(figures / "samples", np.asarray(held.images), held.captions, captions,
+                    f"captioner {name}: held-out images of {', '.join(r.describe() for r in spec.refs)}")
     info = {"name": name, "kind": spec.kind, "parent": kind.parent(spec),
             "parent_key": parent.name if parent else None, "model": model_name,
             "data": [ref.describe() for ref in spec.refs], "holdout": spec.holdout,
@@ -149,7 +152,8 @@ def _log_fitted(run: TrackedRun, fitted: FittedCaptioner) -> None:
     for name in ("captioner.json", "spec.yaml", "vocab.json", "history.jsonl"):
         tracker.log_file(run_id, fitted.path / name)
     tracker.log_file(run_id, fitted.path / "figures" / "losses.png", "figures")
-    for path in sorted((fitted.path / "figures" / "samples").iterdir()):
+    samples = fitted.path / "figures" / "samples"
+    for path in sorted(samples.iterdir()) if samples.is_dir() else []:
         tracker.log_file(run_id, path, "figures/samples")
 
 

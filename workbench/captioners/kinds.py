@@ -6,12 +6,14 @@ described, and its fit and load (by default: the CoCa trainer, from a fresh mode
 weights, and the stored model). ``register_kind`` adds a kind under its name; ``captioners/spec.py``
 validates registry entries against the registered kinds' entry classes.
 
-Two kinds ship here:
+Three kinds ship here:
 
 - ``pretrain``: a CoCa trained from scratch on base sets (the noisy "web" captions), as the papers'
   captioners are first trained on DFN-2B / LAION;
-- ``finetune``: a parent captioner trained further on a set with better captions, at a lower lr
-  (MobileCLIP2 Tab. 6 fine-tunes on MSCOCO, DOCCI, GBC, ...; Tab. 16 gives the recipe).
+- ``openclip``: a released CoCa, loaded from a hub tag or a local checkpoint with open_clip's whole
+  tokenizer (the papers' CoCa-ViT-L/14 captioners), not trained here;
+- ``finetune``: a parent captioner (of either kind) trained further on a set with better captions, at a
+  lower lr (MobileCLIP2 Tab. 6 fine-tunes on MSCOCO, DOCCI, GBC, ...; Tab. 16 gives the recipe).
 
 No torch at module level: the registry file is read by ``study validate``.
 """
@@ -93,6 +95,26 @@ class PretrainSpec(CaptionerEntry):
     model: str = "micro-coca"
     """An open_clip CoCa config: a micro one (workbench/models/configs/micro-coca*.json) or e.g. coca_ViT-L-14."""
     fit: CaptionerFit = CaptionerFit()
+    context_length: int | None = Field(default=None, ge=4)
+    """Caption tokens the model reads and writes (start and end included; None: its config's). MobileCLIP2
+    Tab. 6 compares 77 with 255: longer captions, at a longer decoder pass. Its fine-tunes keep it."""
+
+    omitted_at_default: ClassVar[dict[str, object]] = {"holdout": False, "context_length": None}
+
+
+class OpenClipCaptionerSpec(CaptionerEntry):
+    kind: Literal["openclip"]
+    model: str
+    """An open_clip CoCa config (e.g. coca_ViT-L-14) whose weights ``pretrained`` holds."""
+    pretrained: str
+    """A pretrained tag (needs the model hub) or a local checkpoint file."""
+    data: list[str | DataRef] = []
+    """Sets its held-out caption loss and sample captions are shown on (it is not trained here, so no task
+    becomes seen through it); empty: none."""
+    context_length: int | None = Field(default=None, ge=4)
+    """Caption tokens it writes (start and end included; None: its config's, at most that)."""
+    fit: CaptionerFit = CaptionerFit(steps=1, eval_samples=64)
+    """Not trained; ``eval_samples`` held-out pairs of ``data`` give its losses."""
 
 
 class FinetuneSpec(CaptionerEntry):
@@ -141,6 +163,14 @@ class CaptionerKind:
         from workbench.captioners.model import load_captioner_from  # torch and open_clip
 
         return load_captioner_from(artifact, name, key)
+
+    def trained_on(self, spec: Any) -> list[DataRef]:
+        """The data its own fit trained on (a student's lineage: those tasks are not transfer)."""
+        return spec.refs
+
+    def external(self, spec: Any) -> str | None:
+        """Pretrained weights it starts from whose data lies outside the workspace, described; None: none."""
+        return None
 
     def describe(self, spec: Any) -> str:
         """Where it comes from (``workbench captioner list``)."""
@@ -196,6 +226,41 @@ class PretrainKind(CaptionerKind):
 
     def describe(self, spec: PretrainSpec) -> str:
         return f"pretrain {spec.model}"
+
+
+@register_kind
+class OpenClipKind(CaptionerKind):
+    name = "openclip"
+    spec = OpenClipCaptionerSpec
+    command = "fit"
+
+    def model(self, spec: OpenClipCaptionerSpec) -> str:
+        return spec.model
+
+    def identity(self, name, spec: OpenClipCaptionerSpec, registry, ws):
+        from workbench.captioners.model import model_config  # open_clip
+        from workbench.data.build import dataset_fingerprints  # the sources load torch; specs must not
+        from workbench.models.checkpoints import checkpoint_identity
+
+        config = spec.model_dump(mode="json", exclude={"pretrained"}) | checkpoint_identity(spec.pretrained)
+        return {"spec": config, "model_config": model_config(spec.model)}, dataset_fingerprints(ws, spec.datasets)
+
+    def fit(self, name, key, spec, model_name, ws, out, partial, parent, log, progress):
+        from workbench.captioners.pretrained import load_released  # torch and open_clip
+
+        return load_released(name, key, spec, ws, out)
+
+    def trained_on(self, spec: OpenClipCaptionerSpec) -> list[DataRef]:
+        return []  # ``data`` only shows it: its held-out losses and sample captions
+
+    def external(self, spec: OpenClipCaptionerSpec) -> str:
+        return f"released {spec.model} weights ({spec.pretrained})"
+
+    def describe(self, spec: OpenClipCaptionerSpec) -> str:
+        return f"released {spec.model} ({spec.pretrained})"
+
+    def stage_label(self, spec: OpenClipCaptionerSpec) -> str:
+        return "load released weights"
 
 
 @register_kind

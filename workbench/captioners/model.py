@@ -15,7 +15,7 @@ from typing import Sequence
 import open_clip
 import torch
 
-from workbench.captioners.vocab import Vocabulary
+from workbench.captioners.vocab import FullVocabulary, Vocabulary, load_vocabulary
 from workbench.config.overrides import ConfigError
 from workbench.models.students import image_size_of, normalization_of, register_micro_configs
 
@@ -37,8 +37,9 @@ def context_length(name: str) -> int:
     return int(model_config(name)["text_cfg"]["context_length"])
 
 
-def create_coca(name: str, vocab_size: int) -> torch.nn.Module:
-    """A randomly initialised CoCa ``name`` whose text tower and decoder have ``vocab_size`` entries.
+def create_coca(name: str, vocab_size: int, context_length: int | None = None) -> torch.nn.Module:
+    """A randomly initialised CoCa ``name`` whose text tower and decoder have ``vocab_size`` entries (and
+    ``context_length`` text positions, where given instead of the config's).
 
     open_clip allocates the decoder's output projection with ``torch.empty`` and never initialises it
     (its ``MultimodalTransformer.init_parameters`` is not called), so a fresh model's logits are
@@ -46,9 +47,10 @@ def create_coca(name: str, vocab_size: int) -> torch.nn.Module:
     """
     config = model_config(name)
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # quiet "no pretrained"
+    context = {} if context_length is None else {"context_length": context_length}
     model = open_clip.create_model(name, pretrained=None,
-                                   text_cfg=dict(config["text_cfg"], vocab_size=vocab_size),
-                                   multimodal_cfg=dict(config["multimodal_cfg"], vocab_size=vocab_size))
+                                   text_cfg=dict(config["text_cfg"], vocab_size=vocab_size, **context),
+                                   multimodal_cfg=dict(config["multimodal_cfg"], vocab_size=vocab_size, **context))
     projection = model.text_decoder.text_projection
     torch.nn.init.normal_(projection, std=projection.shape[0] ** -0.5)
     return model
@@ -78,7 +80,7 @@ class Captioner:
     name: str
     key: str
     model: torch.nn.Module
-    vocab: Vocabulary
+    vocab: Vocabulary | FullVocabulary
     model_name: str
 
     def __post_init__(self) -> None:
@@ -101,20 +103,26 @@ class Captioner:
 
         self.model.eval()
         pixels = self.normalize(pixels.to(self.device, torch.float32))
-        ids = generate_ids(self.model, pixels, decoding, samples, self.vocab.context_length, generator).cpu()
+        ids = generate_ids(self.model, pixels, decoding, samples, self.vocab.context_length, generator,
+                           self.vocab.specials).cpu()
         return [[self.vocab.decode(row) for row in per_image] for per_image in ids]
 
 
-def save_captioner(model: torch.nn.Module, vocab: Vocabulary, model_name: str, out: Path) -> None:
-    torch.save({"model": model.state_dict(), "model_name": model_name, "vocab_size": len(vocab)}, out / "model.pt")
+def save_captioner(model: torch.nn.Module, vocab: Vocabulary | FullVocabulary, model_name: str, out: Path,
+                   context_length: int | None = None) -> None:
+    """``context_length``: the model's text positions where they differ from its config's."""
+    state = {"model": model.state_dict(), "model_name": model_name, "vocab_size": len(vocab)}
+    if context_length is not None:
+        state["context_length"] = context_length
+    torch.save(state, out / "model.pt")
     vocab.save(out / "vocab.json")
 
 
 def load_captioner_from(artifact: Path, name: str, key: str) -> Captioner:
     """A captioner artifact, on the GPU where there is one."""
     state = torch.load(artifact / "model.pt", map_location="cpu", weights_only=True)
-    vocab = Vocabulary.load(artifact / "vocab.json")
-    model = create_coca(state["model_name"], state["vocab_size"])
+    vocab = load_vocabulary(artifact / "vocab.json")
+    model = create_coca(state["model_name"], state["vocab_size"], state.get("context_length"))
     model.load_state_dict(state["model"])
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     return Captioner(name, key, model, vocab, state["model_name"])

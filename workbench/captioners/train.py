@@ -19,7 +19,7 @@ from open_clip.loss import CoCaLoss
 
 from workbench.captioners.model import (Captioner, context_length, count_parameters, create_coca, load_grown, mean_std,
                                         save_captioner)
-from workbench.captioners.vocab import PAD, Vocabulary
+from workbench.captioners.vocab import PAD, FullVocabulary, Vocabulary, load_vocabulary
 from workbench.data.arrays import SplitArrays, load_split_arrays, load_training_arrays
 from workbench.evaluate.spec import DataRef
 from workbench.models.students import configured_image_size, image_size_of, training_load_size
@@ -122,19 +122,22 @@ def held_out_losses(captioner: Captioner, held: HeldOut, loss: CoCaLoss, batch_s
     return {f"eval/{k}_loss": v / max(1, batches) for k, v in sums.items()}
 
 
-def initial_model(spec: CaptionerEntry, model_name: str, ws: Workspace,
-                  parent: Path | None) -> tuple[torch.nn.Module, Vocabulary, int]:
+def initial_model(spec: CaptionerEntry, model_name: str, ws: Workspace, parent: Path | None
+                  ) -> tuple[torch.nn.Module, Vocabulary | FullVocabulary, int, int | None]:
     """A fresh CoCa with the vocabulary of ``spec.data`` (pretrain), or the parent's weights with its
-    vocabulary extended by the fine-tune set's new tokens. Returns the number of new tokens too."""
+    vocabulary extended by the fine-tune set's new tokens (a full-BPE parent has none to add). Returns the
+    number of new tokens too, and the model's text context where it differs from its config's."""
     captions = train_captions(ws, spec.refs, training_load_size(configured_image_size(model_name)), spec.holdout)
     if parent is None:
-        vocab = Vocabulary.build(captions, context_length(model_name), min_count=spec.fit.min_count)
-        return create_coca(model_name, len(vocab)), vocab, len(vocab)
-    base = Vocabulary.load(parent / "vocab.json")
-    vocab = Vocabulary.build(captions, base.context_length, base=base, min_count=spec.fit.min_count)
-    model = create_coca(model_name, len(vocab))
-    load_grown(model, torch.load(parent / "model.pt", map_location="cpu", weights_only=True)["model"])
-    return model, vocab, len(vocab) - len(base)
+        context = getattr(spec, "context_length", None)
+        vocab = Vocabulary.build(captions, context or context_length(model_name), min_count=spec.fit.min_count)
+        return create_coca(model_name, len(vocab), context), vocab, len(vocab), context
+    base = load_vocabulary(parent / "vocab.json")
+    vocab = base.extend(captions, spec.fit.min_count)
+    state = torch.load(parent / "model.pt", map_location="cpu", weights_only=True)
+    model = create_coca(model_name, len(vocab), state.get("context_length"))
+    load_grown(model, state["model"])
+    return model, vocab, len(vocab) - len(base), state.get("context_length")
 
 
 def train_captioner(name: str, key: str, spec: CaptionerEntry, model_name: str, ws: Workspace,
@@ -143,7 +146,7 @@ def train_captioner(name: str, key: str, spec: CaptionerEntry, model_name: str, 
     fit = spec.fit
     seed_everything(spec.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model, vocab, new_tokens = initial_model(spec, model_name, ws, parent)
+    model, vocab, new_tokens, context = initial_model(spec, model_name, ws, parent)
     model.to(device)
     captioner = Captioner(name, key, model, vocab, model_name)
     size = image_size_of(model)
@@ -211,7 +214,7 @@ def train_captioner(name: str, key: str, spec: CaptionerEntry, model_name: str, 
             window_start = time.perf_counter()
     bar.close()
     model.eval()
-    save_captioner(model, vocab, model_name, out)
+    save_captioner(model, vocab, model_name, out, context)
     (out / HISTORY).write_text((partial / HISTORY).read_text())
     rows = _read_history(partial)
     final_eval = next((row["metrics"] for row in reversed(rows) if "eval/caption_loss" in row["metrics"]), {})

@@ -5,6 +5,9 @@ vocabulary would make the output layer the bulk of a micro CoCa's work. The stud
 a small table, which cannot be decoded; a captioner must decode, so it keeps a table instead: the BPE
 ids that occur in its training captions, each with a compact id, and maps back to BPE ids to decode.
 A fine-tune extends its parent's table (old ids unchanged, new tokens appended).
+
+A released CoCa speaks open_clip's whole BPE instead: ``FullVocabulary`` has the same interface over the
+49,408 ids (its own start and end ids), and ``load_vocabulary`` reads either from a captioner's vocab.json.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -21,6 +25,19 @@ from open_clip.tokenizer import SimpleTokenizer
 
 PAD, SOT, EOT, UNK = 0, 1, 2, 3
 SPECIALS = 4
+
+
+@dataclass(frozen=True)
+class Specials:
+    """The ids decoding treats specially: padding, start, end, and those never generated."""
+
+    pad: int
+    sot: int
+    eot: int
+    banned: tuple[int, ...]
+
+
+COMPACT = Specials(PAD, SOT, EOT, banned=(PAD, SOT, UNK))
 _SPACE_BEFORE = re.compile(r"\s+([.,!?;:%)\]}]|'(?:s|t|re|ve|m|ll|d)\b)")
 _SPACED_HYPHEN = re.compile(r"(?<=\w) - (?=\w)")
 
@@ -48,8 +65,14 @@ class Vocabulary:
         if len(self._compact) != len(self.bpe_ids):
             raise ValueError("a vocabulary lists each BPE id once")
 
+    specials = COMPACT
+
     def __len__(self) -> int:
         return SPECIALS + len(self.bpe_ids)
+
+    def extend(self, captions: Iterable[str], min_count: int = 1) -> "Vocabulary":
+        """This table with the new BPE ids of ``captions`` appended (a fine-tune's vocabulary)."""
+        return Vocabulary.build(captions, self.context_length, base=self, min_count=min_count)
 
     @classmethod
     def build(cls, captions: Iterable[str], context_length: int, base: "Vocabulary | None" = None,
@@ -95,3 +118,46 @@ class Vocabulary:
     def load(cls, path: Path) -> "Vocabulary":
         state = json.loads(Path(path).read_text())
         return cls(state["bpe_ids"], state["context_length"])
+
+
+class FullVocabulary:
+    """open_clip's whole BPE (what a released CoCa was trained with): ids are the tokenizer's own, nothing is
+    unknown, and a fine-tune has no new tokens to add."""
+
+    KIND = "open_clip"
+
+    def __init__(self, context_length: int):
+        self.context_length = context_length
+        tokenizer = bpe()
+        self.specials = Specials(PAD, tokenizer.sot_token_id, tokenizer.eot_token_id,
+                                 banned=(PAD, tokenizer.sot_token_id))
+
+    def __len__(self) -> int:
+        return bpe().vocab_size
+
+    def extend(self, captions: Iterable[str], min_count: int = 1) -> "FullVocabulary":
+        return self
+
+    def __call__(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """[N, context_length] ids: start, caption (truncated), end, padding."""
+        return bpe()(texts, context_length=self.context_length)
+
+    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        if self.specials.eot in ids:
+            ids = ids[: ids.index(self.specials.eot)]
+        return tidy(bpe().decode([i for i in ids if i not in (PAD, self.specials.sot)]))
+
+    def unknown_rate(self, captions: Sequence[str]) -> float:
+        return 0.0
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps({"kind": self.KIND, "context_length": self.context_length}))
+
+
+def load_vocabulary(path: Path) -> "Vocabulary | FullVocabulary":
+    """A captioner's vocabulary file: a compact table, or open_clip's whole BPE."""
+    state = json.loads(Path(path).read_text())
+    if state.get("kind") == FullVocabulary.KIND:
+        return FullVocabulary(state["context_length"])
+    return Vocabulary(state["bpe_ids"], state["context_length"])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from workbench.captioners.kinds import kind_of as captioner_kind
 from workbench.captioners.spec import captioner_spec, lineage, load_registry
 from workbench.config.recipe import Recipe
 from workbench.evaluate.lineage import Lineage, Trained
@@ -58,11 +59,14 @@ def teacher_lineage(name: str, spec) -> Lineage:
 
 
 def captioner_lineage(name: str, registry) -> Lineage:
-    trained = []
+    trained, external = [], []
     for ancestor in lineage(name, registry):
         by = f"captioner {name}" + ("" if ancestor == name else f", its parent {ancestor}")
-        trained += [Trained(ref, by) for ref in captioner_spec(ancestor, registry).refs]
-    return Lineage(trained)
+        spec = captioner_spec(ancestor, registry)
+        trained += [Trained(ref, by) for ref in captioner_kind(spec).trained_on(spec)]
+        if (weights := captioner_kind(spec).external(spec)) is not None:
+            external.append(f"{by}: {weights}")
+    return Lineage(trained, external)
 
 
 def checkpoint_lineage(checkpoint: Path) -> Lineage | None:

@@ -6,33 +6,14 @@ that says how to pass the same weights as a local file instead.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.models.checkpoints import checkpoint_path
 from workbench.models.encoder import OpenClipEncoder
 from workbench.teachers.towers import MissingWeightsError
 
 if TYPE_CHECKING:
     from workbench.teachers.kinds.openclip import OpenClipTeacherSpec
-
-CHECKPOINT_SUFFIXES = (".bin", ".pt", ".pth", ".safetensors", ".ckpt")
-
-
-def checkpoint_path(spec: OpenClipTeacherSpec) -> Path | None:
-    """The local checkpoint ``spec.pretrained`` names, or None when it is a hub tag."""
-    path = Path(spec.pretrained).expanduser()
-    if "/" in spec.pretrained or path.suffix in CHECKPOINT_SUFFIXES or path.exists():
-        return path
-    return None
-
-
-def checkpoint_identity(spec: OpenClipTeacherSpec) -> dict:
-    """What the stage key hashes for the weights: the tag, or the file's path, size and modification time."""
-    path = checkpoint_path(spec)
-    if path is None or not path.is_file():
-        return {"pretrained": spec.pretrained}
-    stat = path.stat()
-    return {"pretrained": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def load_openclip_teacher(spec: OpenClipTeacherSpec) -> OpenClipEncoder:
@@ -43,7 +24,7 @@ def load_openclip_teacher(spec: OpenClipTeacherSpec) -> OpenClipEncoder:
     register_micro_configs()
     if spec.model not in open_clip.list_models():
         raise KeyError(f"unknown open_clip model {spec.model!r} (`workbench models` lists them)")
-    path = checkpoint_path(spec)
+    path = checkpoint_path(spec.pretrained)
     if path is not None:
         if not path.is_file():
             raise MissingWeightsError(f"teacher checkpoint not found: {path}")

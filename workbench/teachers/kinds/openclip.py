@@ -36,10 +36,10 @@ class OpenClipKind(TeacherKind):
     spec = OpenClipTeacherSpec
 
     def identity(self, name, spec: OpenClipTeacherSpec, ws):
-        from workbench.teachers.openclip import checkpoint_identity  # beside the loader (open_clip)
+        from workbench.models.checkpoints import checkpoint_identity
 
         inputs = suite_input(spec.suite)
-        return {"model": spec.model, **checkpoint_identity(spec)}, inputs
+        return {"model": spec.model, **checkpoint_identity(spec.pretrained)}, inputs
 
     def required_datasets(self, name, spec: OpenClipTeacherSpec, ws) -> set[str]:
         return suite_datasets(spec.suite)
