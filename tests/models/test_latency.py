@@ -28,12 +28,10 @@ def test_a_plain_vit_has_nothing_to_fold():
 
 def test_the_command_writes_the_table_and_refuses_an_unknown_student(tmp_path):
     out = tmp_path / "students.md"
-    runner = CliRunner()
-    bad = runner.invoke(main, ["--workspace", str(tmp_path), "models", "--latency", "--name", "micro-vit-xs", "--name", "MobileCLIP9", "--out",
-                              str(out)])
+    command = ["--workspace", str(tmp_path), "models", "--latency", "--out", str(out), "--name", "micro-vit-xs"]
+    bad = CliRunner().invoke(main, [*command, "--name", "MobileCLIP9"])
     assert bad.exit_code == 2 and "MobileCLIP9" in bad.output and not out.exists()  # nothing timed first
-    good = runner.invoke(main, ["--workspace", str(tmp_path), "models", "--latency", "--name", "micro-vit-xs", "--repeats", "1", "--warmup", "0",
-                               "--out", str(out)])
+    good = CliRunner().invoke(main, [*command, "--repeats", "1", "--warmup", "0"])
     assert good.exit_code == 0, good.output
     assert "| `micro-vit-xs` | 32 |" in out.read_text()
     assert "micro-vit-xs" in json.loads(out.with_suffix(".json").read_text())["devices"].popitem()[1]["students"]

@@ -51,8 +51,9 @@ class FittedCaptioner:
                    f"released {self.info['model']}" if self.info["kind"] == "openclip" else
                    f"pretrained {self.info['model']}")
         state = f"hit ({self.key}; fitted in" if self.hit else f"fitted ({self.key}) in"
+        data = "+".join(self.info["data"]) or "no data of ours"
         return (f"{self.name}: {state} {self.info['seconds']:.0f} s{')' if self.hit else ''}, "
-                f"{lineage} on {'+'.join(self.info['data']) or 'no data of ours'}; {fit['steps']} steps ({fit['epochs']} epochs); "
+                f"{lineage} on {data}; {fit['steps']} steps ({fit['epochs']} epochs); "
                 f"caption loss train {final.get('train/caption_loss', float('nan')):.3f} / held-out "
                 f"{final.get('eval/caption_loss', float('nan')):.3f}, contrastive train "
                 f"{final.get('train/contrastive_loss', float('nan')):.3f} / held-out "

@@ -110,14 +110,14 @@ def models(latency: bool, names: tuple[str, ...], repeats: int, warmup: int, dev
 def _latency_table(names: list[str], repeats: int, warmup: int, device: str | None, out: Path) -> None:
     """Time each student, saving each as it is measured (an interrupted run keeps what it timed), then
     write the table of every device measured so far."""
+    from dataclasses import asdict
+
     import torch
     from tqdm import tqdm
 
-    from dataclasses import asdict
-
     from workbench.models.latency import default_students, device_name, measure
-    from workbench.report.students import record, render
     from workbench.models.students import configured_image_size
+    from workbench.report.students import record, render
 
     for name in names:  # every name checked before the first minute of timing
         try:
