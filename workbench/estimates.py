@@ -114,7 +114,9 @@ def training_seconds(recipe, parameters: int | None = None) -> float:
 def _randaugmented(recipe) -> bool:
     """Whether the images a trial trains on pass through RandAugment: the stored policy of a distilled
     recipe, the online policy of a plain one."""
-    if recipe.reinforce.teachers:
+    if recipe.data.reinforced is not None:
+        policy = recipe.data.reinforced.augment
+    elif recipe.reinforce.teachers:
         policy = recipe.reinforce.augment
     else:
         policy = recipe.augment.policy if recipe.augment.enabled else None

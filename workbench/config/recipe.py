@@ -11,6 +11,31 @@ from workbench.config.augment import AugmentPolicy, Preset
 from workbench.config.files import Strict, suite_path
 
 
+class ReleasedTeacher(Strict):
+    """One teacher block of released reinforced shards, in the order the ``npz`` arrays concatenate them."""
+
+    name: str
+    """What ``distill.teachers`` calls it."""
+    dim: int = Field(gt=0)
+    """Its embedding width (DataCompDR-12M's two ViT-L-14s: 768 each)."""
+    logit_scale: float = Field(gt=0)
+    """Its own trained logit scale (MobileCLIP2: 70 and 60 for its two DFN teachers)."""
+
+
+class ReleasedData(Strict):
+    """Reinforced shards in Apple's released layout (DataCompDR / DFNDR), joined with their images: each
+    sample carries ``jpg`` (or ``png`` / ``webp``), ``txt``, ``paug.json``, ``syn.json`` and ``npz``."""
+
+    shards: list[str] = Field(min_length=1)
+    """Shard files or glob patterns (``/data/dcdr/*.tar``)."""
+    format: Literal["datacompdr"] = "datacompdr"
+    teachers: list[ReleasedTeacher] = Field(min_length=1)
+    reference_size: int = Field(default=224, gt=0)
+    """The output size the stored augmentations were drawn at (translations scale from it)."""
+    augment: Preset | AugmentPolicy = "datacompdr"
+    """The policy whose stages ``paug.json`` stores (DataCompDR: random resized crop + RandAugment)."""
+
+
 class DataConfig(Strict):
     train: list[str] = Field(default=["clipart-web"], min_length=1)
     """Datasets whose train splits are mixed into the training set (built with `workbench data build`)."""
@@ -20,7 +45,11 @@ class DataConfig(Strict):
     """Leave the validation slice (a fixed, group-hashed 10% of every train split) out of training, so a
     recipe can be tuned on the `validation` eval suite without ever looking at the eval split."""
 
-    omitted_at_default: ClassVar[dict[str, object]] = {"holdout": False}
+    reinforced: ReleasedData | None = None
+    """Train on released reinforced shards (their images, captions, stored augmentations and teacher
+    embeddings) instead of reinforcing ``train``, which is then unused; ``distill`` applies as to our own."""
+
+    omitted_at_default: ClassVar[dict[str, object]] = {"holdout": False, "reinforced": None}
 
 
 class ModelConfig(Strict):
@@ -211,30 +240,49 @@ class Recipe(Strict):
 
     @model_validator(mode="after")
     def _distill_matches_reinforce(self) -> "Recipe":
-        stored, used = self.reinforce.teachers, self.distilled_teachers
+        if self.data.reinforced is not None and self.reinforce.teachers:
+            raise ValueError("data.reinforced: trains on released shards, so there is nothing to reinforce; "
+                             "leave reinforce.teachers empty (or drop data.reinforced to reinforce data.train)")
+        if self.data.reinforced is not None and self.distill.mode == "online":
+            raise ValueError("distill.mode: online runs zoo teachers at train time; released shards hold "
+                             "their teachers' embeddings only (use reinforced)")
+        stored, used = self.stored_teachers, self.distilled_teachers
         if stored and (unknown := [t for t in used if t not in stored]):
             raise ValueError(f"distill.teachers: {unknown} are not stored; reinforce.teachers is {stored}")
         if stored and self.distill.logit_scales is not None and len(self.distill.logit_scales) != len(used):
             raise ValueError(f"distill.logit_scales: {len(self.distill.logit_scales)} scales for {len(used)} "
                              f"distilled teachers ({', '.join(used)}); give one per teacher")
-        if stored and self.distill.captioners and (unknown := [c for c in self.distill.captioners
+        ours = self.data.reinforced is None  # released shards name their own captions (syn.json keys)
+        if ours and stored and self.distill.captioners and (unknown := [c for c in self.distill.captioners
                                                                if c not in self.reinforce.captioners]):
             raise ValueError(f"distill.captioners: {unknown} are not stored; reinforce.captioners is "
                              f"{self.reinforce.captioners}")
-        if stored and (self.distill.synthetic_captions or 0) > self.reinforce.captions:
+        if ours and stored and (self.distill.synthetic_captions or 0) > self.reinforce.captions:
             raise ValueError(f"distill.synthetic_captions: {self.distill.synthetic_captions} exceeds the "
                              f"{self.reinforce.captions} stored (reinforce.captions)")
         return self
 
     @property
+    def stored_teachers(self) -> list[str]:
+        """The teachers whose embeddings the training data holds: reinforced here, or in released shards."""
+        if self.data.reinforced is not None:
+            return [t.name for t in self.data.reinforced.teachers]
+        return list(self.reinforce.teachers)
+
+    @property
     def distilled_teachers(self) -> list[str]:
-        return list(self.distill.teachers) if self.distill.teachers is not None else list(self.reinforce.teachers)
+        return list(self.distill.teachers) if self.distill.teachers is not None else self.stored_teachers
+
+    @property
+    def distils(self) -> bool:
+        """Whether the student learns from stored teacher embeddings (ours or released), not plain CLIP."""
+        return bool(self.stored_teachers)
 
     def identity(self) -> dict:
         """What a trained student depends on: everything but the name, and no reinforcement sections
         while reinforcement is off (so plain-CLIP results keep their keys)."""
         tree = self.model_dump(mode="json", exclude={"name"})
-        if not self.reinforce.teachers:
+        if not self.distils:
             tree.pop("reinforce")
             tree.pop("distill")
         return tree

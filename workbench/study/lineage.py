@@ -31,7 +31,13 @@ from workbench.tracking.mlflow_store import TAG_PREFIX
 def recipe_lineage(recipe: Recipe, by: str = "student") -> Lineage:
     """Everything the student of ``recipe`` learned from: its training sets, its distilled teachers' fits
     and the captioners whose synthetic captions it trains on (with their parents)."""
-    lineage = Lineage([Trained(DataRef(dataset=name), by) for name in recipe.data.train])
+    if recipe.data.reinforced is not None:  # images, captions and teachers all from outside the workspace
+        released = recipe.data.reinforced
+        teachers = ", ".join(t.name for t in released.teachers)
+        lineage = Lineage(external=[f"{by}: released {released.format} shards {released.shards} (teachers "
+                                    f"{teachers}, their synthetic captions)"])
+    else:
+        lineage = Lineage([Trained(DataRef(dataset=name), by) for name in recipe.data.train])
     if recipe.model.pretrained:
         lineage.external.append(f"{by}: open_clip {recipe.model.name} weights {recipe.model.pretrained!r}")
     if not recipe.reinforce.teachers:

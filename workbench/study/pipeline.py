@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.config.recipe import Recipe
+from workbench.data.reinforced.dataset import ReinforcedDataset, released_key
 from workbench.evaluate.lineage import transfer_scores
 from workbench.evaluate.spec import load_suite
 from workbench.evaluate.stage import run_eval_stage
@@ -73,9 +74,22 @@ def distillation(recipe: Recipe, ws: Workspace, progress: bool = True) -> tuple[
     return Distillation(reinforced.key, reinforced.dataset, load_teachers), stage
 
 
+def released_distillation(recipe: Recipe) -> Distillation:
+    """What a student of released shards (``data.reinforced``) learns from: no stage builds them."""
+    config = recipe.data.reinforced
+    return Distillation(released_key(config), ReinforcedDataset.released(config))
+
+
+def stored_key(recipe: Recipe, ws: Workspace) -> str | None:
+    """The key of the reinforced data ``recipe``'s student distils from (ours or released); None: plain."""
+    if recipe.data.reinforced is not None:
+        return released_key(recipe.data.reinforced)
+    return reinforce_key(recipe, ws) if recipe.reinforce.teachers else None
+
+
 def planned_train_key(recipe: Recipe, ws: Workspace) -> str:
     """The student's key from specs alone, building nothing (for plans and reports)."""
-    return train_key(recipe, ws, reinforce_key(recipe, ws) if recipe.reinforce.teachers else None)
+    return train_key(recipe, ws, stored_key(recipe, ws))
 
 
 def run_trial_stages(recipe: Recipe, ws: Workspace, reporter: Reporter | None = None,
@@ -85,6 +99,8 @@ def run_trial_stages(recipe: Recipe, ws: Workspace, reporter: Reporter | None = 
     if recipe.reinforce.teachers:
         distilled, reinforced = distillation(recipe, ws, progress)
         upstream.append(reinforced)
+    elif recipe.data.reinforced is not None:
+        distilled = released_distillation(recipe)
     trained = run_train_stage(recipe, ws, reporter, objective, progress, distilled)
     evaluated = run_eval_stage(recipe, ws, trained)
     result = json.loads((evaluated.path / "eval.json").read_text())

@@ -218,7 +218,8 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
     awaiting: dict[str, bool] = {}  # reinforce inputs -> whether a dataset they read is unbuilt
     for spec in ([] if study.search else specs):
         seconds = estimates.trial_seconds(spec.recipe)
-        if set(spec.recipe.data.train) & set(missing) or _awaits_data(spec.recipe, ws, awaiting):
+        trains_on = [] if spec.recipe.data.reinforced else spec.recipe.data.train  # released: its shards
+        if set(trains_on) & set(missing) or _awaits_data(spec.recipe, ws, awaiting):
             planned.append(PlannedTrial(spec, "needs data", "run", seconds))
             continue
         key = planned_train_key(spec.recipe, ws)

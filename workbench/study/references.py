@@ -65,6 +65,20 @@ def _datasets(study: Study, where: str, ws: Workspace) -> None:
         f"unknown dataset {name!r}; known: {', '.join(known)} (import your own with `workbench data import`)"))
 
 
+def _released(study: Study, where: str) -> None:
+    """Released shards (``data.reinforced``) must exist: every pattern matches a file."""
+    from workbench.config.recipe import ReleasedData
+    from workbench.data.reinforced.dataset import released_shards
+
+    for at, value in study_values(study, "data.reinforced"):
+        if not isinstance(value, dict):
+            continue  # None (our own reinforcement), or a type the recipe schema names
+        try:
+            released_shards(ReleasedData.model_validate(value))
+        except (FileNotFoundError, ValueError) as error:
+            raise ConfigError(where, f"{at}: {str(error).splitlines()[0]}") from None
+
+
 def _loaded(where: str, at: str, load: Callable[[], Any]) -> Any:
     """Load a zoo, registry or suite a study names; its problems become the study's, at ``at``."""
     try:
@@ -167,6 +181,7 @@ def check_names(study: Study, where: str, ws: Workspace | None) -> None:
     if ws is not None:
         _datasets(study, where, ws)
     _suites(study, where, ws)
+    _released(study, where)
     _teachers(study, where)
     _captioners(study, where)
     _objective(study, where)

@@ -25,10 +25,11 @@ TRAIN = register_stage("train", version=2)  # 2: pixels normalised as at eval (1
 
 def train_key(recipe: Recipe, ws: Workspace, reinforced: str | None = None) -> str:
     """The key of ``recipe``'s student; ``reinforced`` is the key of the reinforced dataset a distilled
-    recipe trains on (``workbench.reinforce.plan.reinforce_key``)."""
-    if bool(recipe.reinforce.teachers) != (reinforced is not None):
+    recipe trains on (``workbench.reinforce.plan.reinforce_key``, or ``released_key`` for released shards,
+    whose recipe's ``data.train`` is unused and not fingerprinted)."""
+    if recipe.distils != (reinforced is not None):
         raise ValueError("a recipe with teachers is keyed with its reinforced dataset's key, one without is not")
-    inputs = dataset_fingerprints(ws, recipe.data.train)
+    inputs = {} if recipe.data.reinforced else dataset_fingerprints(ws, recipe.data.train)
     inputs["suite"] = suite_key(recipe.eval.suite)  # periodic evals are in its history
     if reinforced is not None:
         inputs["reinforce"] = reinforced
@@ -41,7 +42,7 @@ def required_inputs(recipes: list[Recipe]) -> tuple[set[str], set[tuple[str, str
     arrays: set[tuple[str, str, int]] = set()
     for recipe in recipes:
         size = configured_image_size(recipe.model.name)
-        for name in recipe.data.train:
+        for name in [] if recipe.data.reinforced else recipe.data.train:  # released shards carry their images
             datasets.add(name)
             arrays.add((name, "train", training_load_size(size)))
         for task in load_suite(recipe.eval.suite).tasks:

@@ -179,7 +179,7 @@ def _setup_model(recipe: Recipe, device: torch.device):
 def _setup_task(recipe: Recipe, ws: Workspace, image_size: int, progress: bool,
                 distillation: Distillation | None) -> PlainTask | ReinforcedTask:
     tokenizer = get_tokenizer(recipe.model.name)
-    if not recipe.reinforce.teachers:
+    if not recipe.distils:
         return PlainTask(recipe, ws, image_size, tokenizer, progress)
     if distillation is None:
         raise ValueError("a recipe with teachers trains on its reinforced dataset: pass its Distillation")

@@ -6,12 +6,15 @@ wraps released DataCompDR / DFNDR shards in the same interface, so one reader se
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from workbench.augment.policy import PRESETS, AugmentPolicy
+from workbench.augment.policy import PRESETS, AugmentPolicy, resolve_policy
+from workbench.config.recipe import ReleasedData
 from workbench.data.reinforced.shards import CorruptShardError, ReinforcedSample, file_sha256, read_shard
 
 MANIFEST = "manifest.json"
@@ -49,6 +52,12 @@ class ReinforcedDataset:
         return cls([Path(s) for s in shards], policy, teacher_dims, None, reference_size, None,
                    {"source": "datacompdr", "shards": [{"name": Path(s).name} for s in shards]})
 
+    @classmethod
+    def released(cls, config: ReleasedData) -> "ReinforcedDataset":
+        """The shards a recipe's ``data.reinforced`` names (patterns expanded, in sorted order)."""
+        return cls.datacompdr(released_shards(config), [t.dim for t in config.teachers], config.reference_size,
+                              resolve_policy(config.augment))
+
     def samples(self) -> Iterator[ReinforcedSample]:
         for shard in self.shards:
             yield from read_shard(shard, self.dtype)
@@ -61,3 +70,24 @@ class ReinforcedDataset:
         for shard, entry in zip(self.shards, self.manifest["shards"]):
             if "sha256" in entry and file_sha256(shard) != entry["sha256"]:
                 raise CorruptShardError(f"{shard}: checksum differs from the manifest (changed or truncated)")
+
+
+def released_shards(config: ReleasedData) -> list[Path]:
+    """Every file ``config.shards`` names or matches, sorted; a pattern that matches nothing is an error."""
+    found: list[Path] = []
+    for pattern in config.shards:
+        matches = sorted(Path(m) for m in glob.glob(str(Path(pattern).expanduser())) if Path(m).is_file())
+        if not matches:
+            raise FileNotFoundError(f"data.reinforced.shards: {pattern!r} matches no file")
+        found += matches
+    return sorted(dict.fromkeys(p.resolve() for p in found))
+
+
+def released_key(config: ReleasedData) -> str:
+    """What a student trained on released shards is keyed by: their layout, teachers and policy, and each
+    shard's path, size and modification time (hashing terabytes of shards would take hours)."""
+    shards = [{"path": str(p), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
+              for p in released_shards(config)]
+    identity = json.dumps({"config": config.model_dump(mode="json", exclude={"shards"}), "shards": shards},
+                          sort_keys=True)
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
