@@ -5,6 +5,7 @@ Drawn on a bare ``matplotlib.figure.Figure`` (no pyplot, so no GUI backend and n
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -179,5 +180,6 @@ def curve_figure(table: StudyTable) -> Figure | None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"{metric} during training (mean ± std over seeds)", fontsize=8)
     axes[-1].legend(fontsize=7)
-    figure.suptitle(f"{table.title}: learning curves", fontsize=10)
+    width = int(figure.get_figwidth() * 13)  # characters a 10 pt line holds across the figure
+    figure.suptitle(textwrap.fill(f"{table.title}: learning curves", width), fontsize=10)
     return figure
