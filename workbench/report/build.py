@@ -52,7 +52,8 @@ def study_report(path: str | Path, ws: Workspace, profile: str | None = None, ou
     shown = shown.assign(**{THREADS: [_trained_threads(tracker, row) for _, row in shown.iterrows()]})
     table.provenance = provenance(shown, f"workbench study run {path}{flag}", table.command, _layouts(ws))
     table.cost = cost_lines
-    attach_latency(study, table, Path(out_dir or "reports") / STORE)
+    if not study.search:
+        attach_latency(study, table, Path(out_dir or "reports") / STORE)
     written: list[Path] = []
     if out_dir is not None:
         stem = study.study if profile == "micro" else f"{study.study}-{profile}"

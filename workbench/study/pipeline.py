@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.config.recipe import Recipe
-from workbench.data.reinforced.dataset import ReinforcedDataset, released_key
+from workbench.data.reinforced.dataset import ReinforcedDataset
+from workbench.data.reinforced.released import released_key
 from workbench.evaluate.lineage import transfer_scores
 from workbench.evaluate.spec import load_suite
 from workbench.evaluate.stage import run_eval_stage

@@ -68,7 +68,7 @@ def _datasets(study: Study, where: str, ws: Workspace) -> None:
 def _released(study: Study, where: str) -> None:
     """Released shards (``data.reinforced``) must exist: every pattern matches a file."""
     from workbench.config.recipe import ReleasedData
-    from workbench.data.reinforced.dataset import released_shards
+    from workbench.data.reinforced.released import released_shards  # no torch: validate stays light
 
     for at, value in study_values(study, "data.reinforced"):
         if not isinstance(value, dict):

@@ -6,8 +6,6 @@ wraps released DataCompDR / DFNDR shards in the same interface, so one reader se
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Iterator
 
 from workbench.augment.policy import PRESETS, AugmentPolicy, resolve_policy
 from workbench.config.recipe import ReleasedData
+from workbench.data.reinforced.released import released_shards
 from workbench.data.reinforced.shards import CorruptShardError, ReinforcedSample, file_sha256, read_shard
 
 MANIFEST = "manifest.json"
@@ -71,23 +70,3 @@ class ReinforcedDataset:
             if "sha256" in entry and file_sha256(shard) != entry["sha256"]:
                 raise CorruptShardError(f"{shard}: checksum differs from the manifest (changed or truncated)")
 
-
-def released_shards(config: ReleasedData) -> list[Path]:
-    """Every file ``config.shards`` names or matches, sorted; a pattern that matches nothing is an error."""
-    found: list[Path] = []
-    for pattern in config.shards:
-        matches = sorted(Path(m) for m in glob.glob(str(Path(pattern).expanduser())) if Path(m).is_file())
-        if not matches:
-            raise FileNotFoundError(f"data.reinforced.shards: {pattern!r} matches no file")
-        found += matches
-    return sorted(dict.fromkeys(p.resolve() for p in found))
-
-
-def released_key(config: ReleasedData) -> str:
-    """What a student trained on released shards is keyed by: their layout, teachers and policy, and each
-    shard's path, size and modification time (hashing terabytes of shards would take hours)."""
-    shards = [{"path": str(p), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
-              for p in released_shards(config)]
-    identity = json.dumps({"config": config.model_dump(mode="json", exclude={"shards"}), "shards": shards},
-                          sort_keys=True)
-    return hashlib.sha256(identity.encode()).hexdigest()[:16]
