@@ -77,8 +77,19 @@ def distillation(recipe: Recipe, ws: Workspace, progress: bool = True) -> tuple[
 
 def released_distillation(recipe: Recipe) -> Distillation:
     """What a student of released shards (``data.reinforced``) learns from: no stage builds them."""
-    config = recipe.data.reinforced
-    return Distillation(released_key(config), ReinforcedDataset.released(config))
+    dataset = ReinforcedDataset.released(recipe.data.reinforced)
+    return Distillation(released_key(recipe.data.reinforced, dataset.shards), dataset)
+
+
+def trial_distillation(recipe: Recipe, ws: Workspace, progress: bool = True
+                       ) -> tuple[Distillation | None, list[StageResult]]:
+    """What ``recipe``'s student distils from (None: plain CLIP), and the stages that built it."""
+    if recipe.reinforce.teachers:
+        distilled, reinforced = distillation(recipe, ws, progress)
+        return distilled, [reinforced]
+    if recipe.data.reinforced is not None:
+        return released_distillation(recipe), []
+    return None, []
 
 
 def stored_key(recipe: Recipe, ws: Workspace) -> str | None:
@@ -96,12 +107,7 @@ def planned_train_key(recipe: Recipe, ws: Workspace) -> str:
 def run_trial_stages(recipe: Recipe, ws: Workspace, reporter: Reporter | None = None,
                      objective: str | None = None, progress: bool = True) -> TrialOutcome:
     """(Reinforce or reuse,) train (or reuse) and evaluate (or reuse) one recipe; datasets must be built."""
-    upstream, distilled = [], None
-    if recipe.reinforce.teachers:
-        distilled, reinforced = distillation(recipe, ws, progress)
-        upstream.append(reinforced)
-    elif recipe.data.reinforced is not None:
-        distilled = released_distillation(recipe)
+    distilled, upstream = trial_distillation(recipe, ws, progress)
     trained = run_train_stage(recipe, ws, reporter, objective, progress, distilled)
     evaluated = run_eval_stage(recipe, ws, trained)
     result = json.loads((evaluated.path / "eval.json").read_text())

@@ -12,7 +12,7 @@ from workbench.distributed import rank_and_world
 from workbench.evaluate.spec import load_suite
 from workbench.evaluate.lineage import render
 from workbench.study.lineage import recipe_lineage
-from workbench.study.pipeline import distillation, released_distillation, run_trial_stages
+from workbench.study.pipeline import run_trial_stages, trial_distillation
 from workbench.study.prepare import prepare_inputs
 from workbench.train.stage import run_train_stage
 from workbench.workspace import Workspace
@@ -36,8 +36,7 @@ def train_single(recipe_name: str, profile: str, sets: tuple[str, ...], ws: Work
     recipe = resolve_recipe(recipe_name, profile, [("--set", parse_sets(sets))])
     prepare_inputs([recipe], ws)
     if rank := rank_and_world()[0]:  # under torchrun: rank 0 writes, evaluates and reports
-        distilled = (distillation(recipe, ws, False)[0] if recipe.reinforce.teachers else
-                     released_distillation(recipe) if recipe.data.reinforced else None)
+        distilled = trial_distillation(recipe, ws, False)[0]
         run_train_stage(recipe, ws, None, None, False, distilled)
         return f"rank {rank}: trained its share of every batch"
     outcome = run_trial_stages(recipe, ws)

@@ -22,11 +22,12 @@ def released_shards(config: ReleasedData) -> list[Path]:
     return sorted(dict.fromkeys(p.resolve() for p in found))
 
 
-def released_key(config: ReleasedData) -> str:
+def released_key(config: ReleasedData, shards: list[Path] | None = None) -> str:
     """What a student trained on released shards is keyed by: their layout, teachers and policy, and each
-    shard's path, size and modification time (hashing terabytes of shards would take hours)."""
+    shard's path, size and modification time (hashing terabytes of shards would take hours). ``shards``:
+    ``released_shards(config)`` where the caller has them already."""
     shards = [{"path": str(p), "bytes": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
-              for p in released_shards(config)]
+              for p in (shards if shards is not None else released_shards(config))]
     identity = json.dumps({"config": config.model_dump(mode="json", exclude={"shards"}), "shards": shards},
                           sort_keys=True)
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
