@@ -198,12 +198,44 @@ def ui(ws: Workspace, port: int, mlruns: Path | None) -> None:
     from workbench.tracking.mlflow_store import start_ui
 
     click.echo(f"MLflow UI on http://127.0.0.1:{port} (store {mlruns or ws.mlflow_uri})")
-    process = subprocess.Popen(ui_command(mlruns, port, sys.executable)) if mlruns else start_ui(ws, port)
+    _wait_or_stop(subprocess.Popen(ui_command(mlruns, port, sys.executable)) if mlruns else start_ui(ws, port))
+
+
+def _wait_or_stop(process) -> None:
+    """Wait for a server we started; Ctrl-C stops it, not just us."""
     try:
         process.wait()
     except KeyboardInterrupt:
         process.terminate()
         process.wait()
+
+
+@click.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; 0.0.0.0 serves other machines (then name them in --allowed-hosts).")
+@click.option("--port", default=5000, show_default=True)
+@click.option("--backend-store-uri", "backend",
+              help="Where runs are kept, e.g. postgresql://user@db-host/mlflow [default: the workspace's store].")
+@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder the server keeps artifacts in [default: the workspace's mlartifacts/].")
+@click.option("--workers", default=2, show_default=True, help="The server's request-handling processes.")
+@click.option("--allowed-hosts", help="Host headers the server answers (MLflow's --allowed-hosts), e.g. "
+                                      "'tracking.lab.org,10.0.0.5:5000'.")
+@click.pass_obj
+def server(ws: Workspace, host: str, port: int, backend: str | None, artifacts: Path | None, workers: int,
+           allowed_hosts: str | None) -> None:
+    """Start an MLflow tracking server that every machine of a study logs to (Ctrl-C stops it).
+
+    Point workers and reports at it with `--mlflow-uri http://HOST:PORT` (or WORKBENCH_MLFLOW_URI); runs
+    go to --backend-store-uri (PostgreSQL for a group), artifacts through the server to --artifacts."""
+    from workbench.tracking.mlflow_store import ensure_mlflow_store, start_server
+
+    if backend is None:
+        ws.ensure()
+        ensure_mlflow_store(ws)
+    click.echo(f"MLflow tracking server on http://{host}:{port} (runs in {backend or ws.mlflow_uri}); "
+               f"workers: --mlflow-uri http://{host}:{port}")
+    _wait_or_stop(start_server(ws, host, port, backend, artifacts, workers, allowed_hosts))
 
 
 @click.command("export")
@@ -232,5 +264,5 @@ def export(ws: Workspace, files: tuple[Path, ...], profile: str | None, out: Pat
     click.echo(f"wrote {out}; browse it with `workbench ui --mlruns {out}`")
 
 
-COMMANDS = (train, reinforce_command, evaluate, models, report, ui, export)
+COMMANDS = (train, reinforce_command, evaluate, models, report, ui, server, export)
 """The commands of this module, as ``workbench`` adds them."""
