@@ -16,12 +16,18 @@ from workbench.workspace import Workspace
 @click.option("--recipe", default="clip", show_default=True)
 @profile_option(default="micro", show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted override, YAML value (repeatable).")
+@click.option("--resolved", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Train exactly this resolved recipe (a trial's config/resolved.yaml) instead of --recipe, "
+                   "--profile and --set.")
 @click.pass_obj
-def train(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...]) -> None:
-    """Train (or reuse) one student outside any study and print its eval table."""
-    from workbench.study.single import train_single
+def train(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...], resolved: Path | None) -> None:
+    """Train (or reuse) one student outside any study and print its eval table. Under torchrun every
+    process trains its share of each batch, and rank 0 writes, evaluates and prints."""
+    from workbench.study.single import train_resolved, train_single
 
-    click.echo(train_single(recipe, profile, sets, ws.ensure()))
+    if resolved and sets:
+        raise click.UsageError("--resolved is the whole recipe: drop --set (edit the file instead)")
+    click.echo(train_resolved(resolved, ws.ensure()) if resolved else train_single(recipe, profile, sets, ws.ensure()))
 
 
 @click.command("reinforce")

@@ -49,6 +49,7 @@ from workbench.study.trials import TrialSpec, build_trial, expand_grid
 from workbench.threads import resolve_threads
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten, process_alive
 from workbench.tracking.stores import open_optuna_storage, store_lock
+from workbench.train.launch import replay_history
 from workbench.train.trainer import TrainingPruned
 from workbench.workspace import Workspace
 
@@ -74,7 +75,7 @@ def open_optuna_study(study: Study, profile: str, ws: Workspace, worker: int = 0
     and resumed runs draw their own points instead of repeating each other's."""
     storage = open_optuna_storage(ws.optuna_storage, heartbeat_interval=heartbeat_s,
                                   grace_period=GRACE_HEARTBEATS * heartbeat_s,
-                                  failed_trial_callback=_DeadTrial(ws))
+                                  heartbeat_stale_trial_callback=_DeadTrial(ws))
     if study.search:
         samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
                     "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
@@ -281,7 +282,7 @@ def _run_point(trial: optuna.Trial, study: Study, spec: TrialSpec, profile: str,
         outcome = run_trial_stages(spec.recipe, ws, reporter, study.objective.metric, progress)
         final_step = spec.recipe.train.steps * spec.recipe.train.batch_size
         if outcome.trained.hit:  # the history was streamed by the run that trained it
-            _replay_history(tracker, run_id, outcome.train_dir)
+            replay_history(reporter, outcome.train_dir)
         tracker.log_metrics(run_id, {f"eval/{k}": v for k, v in outcome.metrics.items()}, final_step)
         tracker.log_metrics(run_id, {f"chance/{k}": v for k, v in outcome.chance.items()}, final_step)
         tracker.log_metrics(run_id, {f"stderr/{k}": v for k, v in outcome.stderr.items()}, final_step)
@@ -305,12 +306,6 @@ def _run_point(trial: optuna.Trial, study: Study, spec: TrialSpec, profile: str,
         tracker.set_tags(run_id, {f"{TAG_PREFIX}pruned": isinstance(error, TrainingPruned)})
         tracker.end_run(run_id, "KILLED" if stopped else "FAILED")
         raise
-
-
-def _replay_history(tracker: Tracker, run_id: str, train_dir: Path) -> None:
-    for line in (train_dir / "history.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        tracker.log_metrics(run_id, row["metrics"], row["seen_samples"])
 
 
 @functools.cache

@@ -96,7 +96,7 @@ def _build_optuna_store(url: str) -> None:
 
 def open_optuna_storage(url: str, **heartbeat) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage at ``url``, a local sqlite file first created whole (see the module doc);
-    ``heartbeat``: RDBStorage's heartbeat_interval, grace_period and failed_trial_callback."""
+    ``heartbeat``: RDBStorage's heartbeat_interval, grace_period and heartbeat_stale_trial_callback."""
     ensure_sqlite_store(url, _build_optuna_store)
     return optuna.storages.RDBStorage(sqlalchemy_url(url), engine_kwargs=optuna_engine_kwargs(url), **heartbeat)
 
