@@ -64,6 +64,8 @@ GRACE_HEARTBEATS = 4
 RETRIES = 2
 """Times a point whose worker died is queued again before it stays failed."""
 DEAD_WORKER = "its worker stopped beating (killed, crashed or its machine lost)"
+IDLE_POLL_S = 2.0
+"""How often a worker with nothing to claim looks again while others' trials run."""
 MAX_FAILURES_IN_A_ROW = 3
 """A ``study worker`` whose trials keep failing stops, rather than failing the whole queue."""
 
@@ -349,7 +351,7 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
                 remaining.value -= 1
         if trial is None:
             if remaining is None and opt_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                time.sleep(heartbeat_s)  # another worker's trial may yet die and its point come back
+                time.sleep(min(heartbeat_s, IDLE_POLL_S))  # another worker's trial may die and its point come back
                 continue
             return
         failures += 1

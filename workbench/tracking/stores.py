@@ -9,6 +9,7 @@ worker's runs are lost. Remote stores (``http://``, ``postgresql://``, ...) are 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -98,7 +99,9 @@ def open_optuna_storage(url: str, **heartbeat) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage at ``url``, a local sqlite file first created whole (see the module doc);
     ``heartbeat``: RDBStorage's heartbeat_interval, grace_period and heartbeat_stale_trial_callback."""
     ensure_sqlite_store(url, _build_optuna_store)
-    return optuna.storages.RDBStorage(sqlalchemy_url(url), engine_kwargs=optuna_engine_kwargs(url), **heartbeat)
+    shared = url.startswith(("postgresql", "postgres"))  # workers starting together: one creates the schema
+    with store_lock(url, "optuna-schema") if shared else contextlib.nullcontext():
+        return optuna.storages.RDBStorage(sqlalchemy_url(url), engine_kwargs=optuna_engine_kwargs(url), **heartbeat)
 
 
 @functools.cache
