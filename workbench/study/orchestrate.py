@@ -410,22 +410,11 @@ def run_study(path: str | Path, ws: Workspace, profile: str | None = None, worke
     tracker.mark_dead_runs_killed(name)
     opt_study = open_optuna_study(study, profile, ws)
     with store_lock(ws.optuna_storage, f"{opt_study.study_name}/queue"):
-        recovered = recover_dead_trials(opt_study)
-        if study.search:
-            finished = [t for t in opt_study.get_trials(deepcopy=False)
-                        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-            reused, todo, total = len(finished), max(0, study.search.trials - len(finished)), study.search.trials
-        else:
-            reused, todo = enqueue_pending(opt_study, specs)
-            total = len(specs)
-    summary = RunSummary(name, total, reused, recovered=recovered)
+        summary, todo = _fill_queue(opt_study, study, specs, name)
     if todo == 0:
         return summary
     prepare_inputs([s.recipe for s in specs], ws, progress)
-    parent_id = tracker.start_run(name, f"{study.study} ({profile})",
-                                  {f"{TAG_PREFIX}kind": "study", f"{TAG_PREFIX}study": study.study,
-                                   f"{TAG_PREFIX}profile": profile, f"{TAG_PREFIX}git_commit": _git_commit()})
-    tracker.log_file(parent_id, Path(path), "study")
+    parent_id = _start_parent_run(tracker, study, profile, path, f"{study.study} ({profile})")
     finished_before = {t.number for t in opt_study.get_trials(deepcopy=False) if t.state.is_finished()}
     status = "FAILED"
     try:
@@ -457,15 +446,8 @@ def join_study(path: str | Path, ws: Workspace, profile: str | None = None, prog
     opt_study = open_optuna_study(study, profile, ws, slot, heartbeat_s)
     lock_name = f"{opt_study.study_name}/queue"
     with store_lock(ws.optuna_storage, lock_name):
-        recovered = recover_dead_trials(opt_study)
-        if study.search:
-            total = study.search.trials
-            reused = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in opt_study.get_trials(deepcopy=False))
-        else:
-            reused, _ = enqueue_pending(opt_study, specs)
-            total = len(specs)
+        summary, _ = _fill_queue(opt_study, study, specs, name)
         parent_id = _shared_parent_run(opt_study, tracker, study, profile, path)
-    summary = RunSummary(name, total, reused, recovered=recovered)
     prepare_inputs([s.recipe for s in specs], ws, progress)
     started = datetime.now()
     worker_loop(path, profile, ws, parent_id, None, nullcontext(), 0, progress, slot, heartbeat_s)
@@ -489,12 +471,30 @@ def _shared_parent_run(opt_study: optuna.Study, tracker: Tracker, study: Study, 
     parent_id = opt_study.user_attrs.get("worker_parent_run")
     if parent_id and tracker.run_status(parent_id) == "RUNNING":
         return parent_id
-    parent_id = tracker.start_run(study.experiment(profile), f"{study.study} ({profile}, workers)",
+    parent_id = _start_parent_run(tracker, study, profile, path, f"{study.study} ({profile}, workers)")
+    opt_study.set_user_attr("worker_parent_run", parent_id)
+    return parent_id
+
+
+def _start_parent_run(tracker: Tracker, study: Study, profile: str, path: str, title: str) -> str:
+    parent_id = tracker.start_run(study.experiment(profile), title,
                                   {f"{TAG_PREFIX}kind": "study", f"{TAG_PREFIX}study": study.study,
                                    f"{TAG_PREFIX}profile": profile, f"{TAG_PREFIX}git_commit": _git_commit()})
     tracker.log_file(parent_id, Path(path), "study")
-    opt_study.set_user_attr("worker_parent_run", parent_id)
     return parent_id
+
+
+def _fill_queue(opt_study: optuna.Study, study: Study, specs: list[TrialSpec], name: str) -> tuple[RunSummary, int]:
+    """(Under the queue lock) fail trials whose process is gone, queue the grid points not complete;
+    the summary so far and how many trials are left to run."""
+    recovered = recover_dead_trials(opt_study)
+    if study.search:
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in opt_study.get_trials(deepcopy=False))
+        reused, todo, total = finished, max(0, study.search.trials - finished), study.search.trials
+    else:
+        reused, todo = enqueue_pending(opt_study, specs)
+        total = len(specs)
+    return RunSummary(name, total, reused, recovered=recovered), todo
 
 
 def _run_workers(path: str, profile: str, ws: Workspace, parent_id: str, todo: int, workers: int,
