@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,6 @@ def postgres():
 @pytest.fixture
 def mlflow_server(postgres, tmp_path):
     """`workbench server` on a loopback port, its runs in a fresh PostgreSQL database; yields its URL."""
-    import os
     import signal
     import subprocess
     import sys
@@ -71,7 +71,7 @@ def mlflow_server(postgres, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "--workspace", str(tmp_path / "server-ws"),
                                 "server", "--port", str(port), "--workers", "1", "--backend-store-uri",
                                 postgres.database(), "--artifacts", str(tmp_path / "served-artifacts")],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_terminated_with_parent)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -87,9 +87,35 @@ def mlflow_server(postgres, tmp_path):
             time.sleep(0.3)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server and the processes it forked
+        groups = {os.getpgid(pid) for pid in _pids_with(f"--port {port}") if pid != process.pid}  # MLflow's group
+        process.send_signal(signal.SIGTERM)  # `workbench server` stops MLflow's process group, then exits
+        process.wait(timeout=60)
+        left = [pid for pid in _pids_with("") if _group(pid) in groups]
+        assert not left, f"the MLflow server left processes {left}"
+
+
+def _pids_with(text: str) -> list[int]:
+    """Processes whose command line contains ``text`` (from /proc)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            if text in open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace"):
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _terminated_with_parent() -> None:
+    """Runs in the server's process before exec: if the tests die, it gets SIGTERM and stops MLflow."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -89,5 +89,5 @@ def test_report_reads_the_runs_from_the_server(shapes_ws, tmp_path, study_writer
     report = subprocess.run([sys.executable, "-m", "workbench.cli", "report", str(study), "--out",
                              str(tmp_path / "reports")], env=env, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr
-    assert (tmp_path / "reports" / "shapes-test" / "shapes-test.csv").exists()
+    assert (tmp_path / "reports" / "shapes-test" / "shapes-test-smoke.csv").exists()
     assert "| 0.001 |" in report.stdout and "| 0.003 |" in report.stdout, report.stdout

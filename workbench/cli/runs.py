@@ -234,14 +234,23 @@ def server(ws: Workspace, host: str, port: int, backend: str | None, artifacts: 
 
     Point workers and reports at it with `--mlflow-uri http://HOST:PORT` (or WORKBENCH_MLFLOW_URI); runs
     go to --backend-store-uri (PostgreSQL for a group), artifacts through the server to --artifacts."""
-    from workbench.tracking.mlflow_store import ensure_mlflow_store, start_server
+    import signal
+
+    from workbench.tracking.mlflow_store import ensure_mlflow_store, start_server, stop_server
 
     if backend is None:
         ws.ensure()
         ensure_mlflow_store(ws)
     click.echo(f"MLflow tracking server on http://{host}:{port} (runs in {backend or ws.mlflow_uri}); "
                f"workers: --mlflow-uri http://{host}:{port}")
-    _wait_or_stop(start_server(ws, host, port, backend, artifacts, workers, allowed_hosts))
+    process = start_server(ws, host, port, backend, artifacts, workers, allowed_hosts)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the server as Ctrl-C does
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_server(process)
 
 
 @click.command("export")

@@ -282,16 +282,38 @@ def start_ui(ws: Workspace, port: int) -> subprocess.Popen:
 
 def start_server(ws: Workspace, host: str, port: int, backend: str | None, artifacts: Path | None, workers: int,
                  allowed_hosts: str | None) -> subprocess.Popen:
-    """Start ``mlflow server`` (see ``server_command``); on Linux it is killed when this process dies."""
+    """Start ``mlflow server`` (see ``server_command``) in a process group of its own, which
+    ``stop_server`` ends whole (the server forks request and job workers). On Linux the server is sent
+    SIGTERM if this process dies."""
     return subprocess.Popen(server_command(ws, host, port, backend, artifacts, workers, allowed_hosts),
-                            preexec_fn=_killed_with_parent if sys.platform.startswith("linux") else None)
+                            start_new_session=True,
+                            preexec_fn=_terminated_with_parent if sys.platform.startswith("linux") else None)
 
 
-def _killed_with_parent() -> None:  # runs in the child, before exec
+def stop_server(process: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """SIGTERM the server's whole process group; SIGKILL what is left after ``grace_s``."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.time() + grace_s
+    while time.time() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        process.poll()  # reap the leader, so the group can empty
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _terminated_with_parent() -> None:  # runs in the child, before exec
     import ctypes
     import signal
 
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def server_command(ws: Workspace, host: str, port: int, backend: str | None, artifacts: Path | None, workers: int,
