@@ -16,8 +16,10 @@ from workbench.tracking.stores import sqlalchemy_url
 EXPERIMENT = "shapes-test/smoke"
 
 
-def test_three_workers_run_every_point_once_and_a_killed_workers_point_is_retried(shapes_ws, tmp_path, study_writer,
-                                                                                  postgres, mlflow_server):
+def test_three_workers_run_each_point_once_and_a_killed_workers_point_again(shapes_ws, tmp_path, study_writer,
+                                                                           postgres, mlflow_server):
+    """Each point finishes once in Optuna and in MLflow, the killed worker's point on another worker; then
+    `workbench report` reads the table back from the servers."""
     study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 2.0e-3, 3.0e-3]}")
     study.write_text(study.read_text().replace("train.steps: 6", "train.steps: 40\n  train.threads: 1"))
     storage = postgres.database()
@@ -67,6 +69,12 @@ def test_three_workers_run_every_point_once_and_a_killed_workers_point_is_retrie
     assert {r.data.tags.get("mlflow.parentRunId") for r in trial_runs} == {parent.info.run_id}
     assert "eval/eval.json" in {a.path for a in client.list_artifacts(trial_runs[0].info.run_id, "eval")}
 
+    report = subprocess.run([sys.executable, "-m", "workbench.cli", "report", str(study), "--out",
+                             str(tmp_path / "reports")], env=env, capture_output=True, text=True)  # from the servers
+    assert report.returncode == 0, report.stderr
+    assert "| 0.001 |" in report.stdout and "| 0.003 |" in report.stdout, report.stdout
+    assert (tmp_path / "reports" / "shapes-test" / "shapes-test-smoke.csv").exists()
+
 
 def _running_with_run(storage: str, pid: int) -> bool:
     """Whether worker ``pid`` is mid-trial, its MLflow run started."""
@@ -77,17 +85,3 @@ def _running_with_run(storage: str, pid: int) -> bool:
         return False
     return any(t.user_attrs.get("pid") == str(pid) and "mlflow_run_id" in t.user_attrs for t in trials)
 
-
-def test_report_reads_the_runs_from_the_server(shapes_ws, tmp_path, study_writer, postgres, mlflow_server):
-    """A study run by one worker, then `workbench report` against the same servers prints its table."""
-    study = study_writer(tmp_path / "s.yaml", "  lr: {key: train.lr, values: [1.0e-3, 3.0e-3]}", seeds=1)
-    env = {**os.environ, "WORKBENCH_HOME": str(shapes_ws.root), "WORKBENCH_OPTUNA_STORAGE": postgres.database(),
-           "WORKBENCH_MLFLOW_URI": mlflow_server}
-    run = subprocess.run([sys.executable, "-m", "workbench.cli", "study", "worker", str(study)], env=env,
-                         capture_output=True, text=True)
-    assert run.returncode == 0 and "this worker ran 2, 0 failed" in run.stdout, run.stdout + run.stderr
-    report = subprocess.run([sys.executable, "-m", "workbench.cli", "report", str(study), "--out",
-                             str(tmp_path / "reports")], env=env, capture_output=True, text=True)
-    assert report.returncode == 0, report.stderr
-    assert (tmp_path / "reports" / "shapes-test" / "shapes-test-smoke.csv").exists()
-    assert "| 0.001 |" in report.stdout and "| 0.003 |" in report.stdout, report.stdout
