@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 
 from workbench.config.overrides import ConfigError
 
@@ -23,6 +26,14 @@ def init_distributed() -> tuple[int, int]:
     _, world = rank_and_world()
     if world == 1:
         return 0, 1
+    die_with_parent()  # a rank whose launcher is killed stops too, rather than train on alone
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), world
+
+
+def die_with_parent() -> None:
+    """SIGKILL this process when its parent dies (Linux; elsewhere nothing): set in a child before exec,
+    or by a rank as it starts."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

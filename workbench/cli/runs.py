@@ -16,12 +16,18 @@ from workbench.workspace import Workspace
 @click.option("--recipe", default="clip", show_default=True)
 @profile_option(default="micro", show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Dotted override, YAML value (repeatable).")
+@click.option("--resolved", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Train exactly this resolved recipe (a trial's config/resolved.yaml) instead of --recipe, "
+                   "--profile and --set.")
 @click.pass_obj
-def train(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...]) -> None:
-    """Train (or reuse) one student outside any study and print its eval table."""
-    from workbench.study.single import train_single
+def train(ws: Workspace, recipe: str, profile: str, sets: tuple[str, ...], resolved: Path | None) -> None:
+    """Train (or reuse) one student outside any study and print its eval table. Under torchrun every
+    process trains its share of each batch, and rank 0 writes, evaluates and prints."""
+    from workbench.study.single import train_resolved, train_single
 
-    click.echo(train_single(recipe, profile, sets, ws.ensure()))
+    if resolved and sets:
+        raise click.UsageError("--resolved is the whole recipe: drop --set (edit the file instead)")
+    click.echo(train_resolved(resolved, ws.ensure()) if resolved else train_single(recipe, profile, sets, ws.ensure()))
 
 
 @click.command("reinforce")
@@ -198,12 +204,53 @@ def ui(ws: Workspace, port: int, mlruns: Path | None) -> None:
     from workbench.tracking.mlflow_store import start_ui
 
     click.echo(f"MLflow UI on http://127.0.0.1:{port} (store {mlruns or ws.mlflow_uri})")
-    process = subprocess.Popen(ui_command(mlruns, port, sys.executable)) if mlruns else start_ui(ws, port)
+    _wait_or_stop(subprocess.Popen(ui_command(mlruns, port, sys.executable)) if mlruns else start_ui(ws, port))
+
+
+def _wait_or_stop(process) -> None:
+    """Wait for a server we started; Ctrl-C stops it, not just us."""
     try:
         process.wait()
     except KeyboardInterrupt:
         process.terminate()
         process.wait()
+
+
+@click.command("server")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; 0.0.0.0 serves other machines (then name them in --allowed-hosts).")
+@click.option("--port", default=5000, show_default=True)
+@click.option("--backend-store-uri", "backend",
+              help="Where runs are kept, e.g. postgresql://user@db-host/mlflow [default: the workspace's store].")
+@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder the server keeps artifacts in [default: the workspace's mlartifacts/].")
+@click.option("--workers", default=2, show_default=True, help="The server's request-handling processes.")
+@click.option("--allowed-hosts", help="Host headers the server answers (MLflow's --allowed-hosts), e.g. "
+                                      "'tracking.lab.org,10.0.0.5:5000'.")
+@click.pass_obj
+def server(ws: Workspace, host: str, port: int, backend: str | None, artifacts: Path | None, workers: int,
+           allowed_hosts: str | None) -> None:
+    """Start an MLflow tracking server that every machine of a study logs to (Ctrl-C stops it).
+
+    Point workers and reports at it with `--mlflow-uri http://HOST:PORT` (or WORKBENCH_MLFLOW_URI); runs
+    go to --backend-store-uri (PostgreSQL for a group), artifacts through the server to --artifacts."""
+    import signal
+
+    from workbench.tracking.mlflow_store import ensure_mlflow_store, start_server, stop_server
+
+    if backend is None:
+        ws.ensure()
+        ensure_mlflow_store(ws)
+    click.echo(f"MLflow tracking server on http://{host}:{port} (runs in {backend or ws.mlflow_uri}); "
+               f"workers: --mlflow-uri http://{host}:{port}")
+    process = start_server(ws, host, port, backend, artifacts, workers, allowed_hosts)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the server as Ctrl-C does
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_server(process)
 
 
 @click.command("export")
@@ -232,5 +279,5 @@ def export(ws: Workspace, files: tuple[Path, ...], profile: str | None, out: Pat
     click.echo(f"wrote {out}; browse it with `workbench ui --mlruns {out}`")
 
 
-COMMANDS = (train, reinforce_command, evaluate, models, report, ui, export)
+COMMANDS = (train, reinforce_command, evaluate, models, report, ui, server, export)
 """The commands of this module, as ``workbench`` adds them."""

@@ -90,6 +90,33 @@ def study_run(ws: Workspace, file: Path, profile: str | None, workers: int | Non
         sys.exit(1)
 
 
+@study.command("worker")
+@click.argument("file", type=click.Path(path_type=Path))
+@profile_option(help="Scale of the recipe [default: the study's].")
+@click.option("--heartbeat", "heartbeat_s", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Seconds between a running trial's heartbeats; a trial silent for 4 of them is taken "
+                   "as dead and its point is queued again for another worker.")
+@click.pass_obj
+def study_worker(ws: Workspace, file: Path, profile: str | None, heartbeat_s: int) -> None:
+    """Join FILE's study in the shared Optuna store and run its trials until none is left, then exit.
+
+    Start any number, on any number of machines, all with the same store and cache: the Optuna store in
+    PostgreSQL (WORKBENCH_OPTUNA_STORAGE=postgresql://user@host/db or --optuna-storage), the MLflow
+    store every machine reaches (--mlflow-uri), and WORKBENCH_HOME on a path every machine mounts (the
+    stage cache: a stage two workers need is built once, the other waits). No point runs twice; a worker
+    that dies leaves its point to the others. Trials use the threads their recipe pins (train.threads)."""
+    from workbench.study.orchestrate import join_study
+
+    summary = join_study(file, ws, profile, heartbeat_s=heartbeat_s)
+    click.echo(f"{summary.name}: {summary.total} trials; this worker ran {summary.ran}, "
+               f"{len(summary.failed)} failed" + (f"; {summary.recovered} interrupted trials recovered"
+                                                  if summary.recovered else ""))
+    for line in summary.failed:
+        click.echo(f"  failed {line}", err=True)
+    if summary.failed:
+        sys.exit(1)
+
+
 @study.command("status")
 @click.argument("file", type=click.Path(path_type=Path))
 @profile_option()

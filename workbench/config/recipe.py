@@ -99,7 +99,12 @@ class TrainConfig(Strict):
     """torch CPU threads for the trial's training and eval (0: every core of the machine). Part of the recipe,
     so of the key: a trial's numbers never depend on how many trials ran beside it (`study run --workers`)."""
     omitted_at_default: ClassVar[dict[str, object]] = {"accumulate": 1, "ema": None, "batch_scale": 1.0,
-                                                       "steps_scale": 1.0}
+                                                       "steps_scale": 1.0, "nproc": 1}
+    nproc: int = Field(default=1, ge=1)
+    """Processes a study trial trains on, launched through torchrun on its machine (gloo on CPUs, nccl on
+    GPUs), each its share of every global batch; rank 0 checkpoints and commits the student, whose
+    history the trial logs when training ends. Part of the key (another split of the batch sums floats
+    in another order)."""
 
     accumulate: int = Field(default=1, gt=0)
     """Micro-batches per step: the loss's similarity matrices still span the whole batch."""
@@ -192,7 +197,12 @@ class ReinforceConfig(Strict):
     """Seeds the stored augmentations and captions; independent of the trial seed, so every seed of a
     study trains on the same reinforced data."""
     workers: int = Field(default=1, gt=0)
-    """Local processes, each writing its own shards (ranks under torchrun split shards first)."""
+    """Processes, each writing its own share of the shards (ranks under torchrun split shards first):
+    local processes, or Ray tasks with ``backend: ray``."""
+    omitted_at_default: ClassVar[dict[str, object]] = {"backend": "local"}
+    backend: Literal["local", "ray"] = "local"
+    """Where the workers run: local processes, or tasks on a Ray cluster (``RAY_ADDRESS``, or a Ray
+    started on this machine), every node seeing the workspace path. The shards are the same either way."""
     on_corrupt: Literal["fail", "skip"] = "fail"
     """A corrupt input shard fails the stage (naming it), or is skipped and counted."""
 

@@ -51,9 +51,9 @@ def shard_jobs(datasets: list[str], ws: Workspace) -> list[ShardJob]:
 
 
 def stage_config(config: ReinforceConfig) -> dict:
-    """The stored content's identity: not the workers, nor the corrupt-shard policy, nor where the zoo
-    and registry files are (the teachers' and captioners' own keys are inputs)."""
-    tree = config.model_dump(mode="json", exclude={"workers", "on_corrupt", "zoo", "registry"})
+    """The stored content's identity: not the workers nor where they run, nor the corrupt-shard policy,
+    nor where the zoo and registry files are (the teachers' and captioners' own keys are inputs)."""
+    tree = config.model_dump(mode="json", exclude={"workers", "backend", "on_corrupt", "zoo", "registry"})
     tree["augment"] = resolved_policy(config).model_dump(mode="json")
     if not config.captioners:  # nothing is generated: how many and how are moot
         del tree["captions"], tree["decoding"]

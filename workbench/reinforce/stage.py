@@ -35,7 +35,7 @@ from workbench.reinforce.plan import (CAPTION_BATCH, EXPERIMENT, REINFORCE, Shar
                                       registry_of, resolved_policy, shard_jobs, stage_config, zoo_of)
 from workbench.data.reinforced.shards import syn_key
 from workbench.reinforce.storage import render_storage, storage_report
-from workbench.reinforce.work import Setup, done, run_local
+from workbench.reinforce.work import Setup, done, run_workers
 from workbench.stages.cache import StageCache, building
 from workbench.stages.runner import TrackedRun, run_tracked
 from workbench.teachers.fit import fit_teacher
@@ -200,7 +200,7 @@ class _Shards:
         started = building(REINFORCE.name, self.key)
         self.jobs = shard_jobs(self.datasets, self.ws)
         rank, world = rank_and_world()
-        run_local([job for job in self.jobs if job.index % world == rank], self.setup, progress)
+        run_workers([job for job in self.jobs if job.index % world == rank], self.setup, progress)
         if rank == 0:
             _wait_for_other_ranks(self.jobs, self.setup, progress)
         self.worked = True

@@ -18,6 +18,7 @@ from PIL import Image
 
 from workbench.augment.policy import AugmentPolicy, apply, compress, sample
 from workbench.captioners.generate import read_captions
+from workbench.config.errors import ConfigError
 from workbench.config.recipe import ReinforceConfig
 from workbench.data.arrays import fit_square
 from workbench.data.reinforced.shards import (CorruptShardError, encode_npz, iter_tar_samples, syn_key, to_stored,
@@ -188,16 +189,48 @@ def run_jobs(jobs: list[ShardJob], setup: Setup, progress: bool = True) -> list[
     return [done(setup.partial, job) for job in jobs]
 
 
-def run_local(jobs: list[ShardJob], setup: Setup, progress: bool) -> None:
+def run_workers(jobs: list[ShardJob], setup: Setup, progress: bool) -> None:
+    """Reinforce ``jobs`` on ``reinforce.workers`` processes (local, or Ray tasks), each every n-th job."""
     workers = min(setup.config.workers, max(1, len(jobs)))
-    if workers == 1:
+    if workers == 1 and setup.config.backend == "local":
         run_jobs(jobs, setup, progress)
         return
     threads = setup.threads or max(1, (os.cpu_count() or 1) // workers)
     per_worker = replace(setup, threads=threads)
+    if setup.config.backend == "ray":
+        _run_on_ray([jobs[w::workers] for w in range(workers)], per_worker, progress)
+        return
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_jobs, jobs[w::workers], per_worker, progress and w == 0) for w in range(workers)]
         for future in futures:
             future.result()
+
+
+def _run_on_ray(shares: list[list[ShardJob]], setup: Setup, progress: bool) -> None:
+    """One Ray task per share, reserving its threads as CPUs: on the cluster at ``RAY_ADDRESS``, else on a
+    Ray started here for the call. A task writes its shards with the same atomic protocol as a local
+    worker, into the partial folder every node must see."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("reinforce.backend", "ray needs Ray on every node: pip install 'workbench[cluster]' "
+                                               "(or ray>=2.9)") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=os.environ.get("RAY_ADDRESS"), num_cpus=None if os.environ.get("RAY_ADDRESS") else
+                 max(os.cpu_count() or 1, setup.threads * len(shares)), include_dashboard=False,
+                 log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=setup.threads)(run_jobs)
+        pending = [task.remote(share, setup, False) for share in shares]
+        bar = progress_bar(total=len(pending), desc="reinforce (ray tasks)", unit=" tasks", enabled=progress)
+        while pending:
+            finished, pending = ray.wait(pending, num_returns=1)
+            ray.get(finished)  # a task's error is raised here, naming its shard
+            bar.update(1)
+        bar.close()
+    finally:
+        if started_here:
+            ray.shutdown()
 
 

@@ -1,10 +1,13 @@
 """One Optuna study per study file: grid points (axes × seeds) or a sampler's search, run as trials.
 
-Grid mode enqueues every grid point not yet complete, and workers ``ask`` for them: Optuna hands each
-waiting trial to exactly one worker, so ``--workers N`` never runs a point twice. Search mode asks the
-named sampler for new points and prunes on the intermediate evals. Trials whose process died (``kill
--9``) are found by their owner's pid, recorded as failed, and their grid points enqueued again; their
-MLflow runs are ended as KILLED. A failing trial is recorded with its reason and the others go on.
+Grid mode enqueues every grid point not yet complete, and workers take them one at a time under a lock
+in the Optuna store (``store_lock``: advisory in PostgreSQL, a file beside sqlite), so neither local
+``--workers N`` nor ``study worker`` processes on other machines ever run a point twice. Search mode
+asks the named sampler for new points, up to the study's budget, and prunes on the intermediate evals.
+A running trial beats a heartbeat into the store; one whose process died (``kill -9``, a lost machine)
+is failed once its heartbeat is stale (or at once, on its own host, by its pid), its MLflow run ended
+as KILLED and its point queued again for any worker. A failing trial is recorded with its reason and
+the others go on.
 """
 
 from __future__ import annotations
@@ -19,8 +22,13 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +48,36 @@ from workbench.study.references import load_checked
 from workbench.study.trials import TrialSpec, build_trial, expand_grid
 from workbench.threads import resolve_threads
 from workbench.tracking.mlflow_store import TAG_PREFIX, Tracker, flatten, process_alive
-from workbench.tracking.stores import open_optuna_storage
+from workbench.tracking.stores import open_optuna_storage, store_lock
+from workbench.train.launch import replay_history
 from workbench.train.trainer import TrainingPruned
 from workbench.workspace import Workspace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # fail_stale_trials
+warnings.filterwarnings("ignore", "Heartbeat of storage is supposed")  # ask/tell beats with `heartbeat` below
+
+HEARTBEAT_S = 30
+"""How often a running trial tells the Optuna store it is alive."""
+GRACE_HEARTBEATS = 4
+"""A running trial silent for this many heartbeats is dead: failed, its point queued again."""
+RETRIES = 2
+"""Times a point whose worker died is queued again before it stays failed."""
+DEAD_WORKER = "its worker stopped beating (killed, crashed or its machine lost)"
+IDLE_POLL_S = 2.0
+"""How often a worker with nothing to claim looks again while others' trials run."""
+MAX_FAILURES_IN_A_ROW = 3
+"""A ``study worker`` whose trials keep failing stops, rather than failing the whole queue."""
 
 
-def open_optuna_study(study: Study, profile: str, ws: Workspace, worker: int = 0) -> optuna.Study:
+def open_optuna_study(study: Study, profile: str, ws: Workspace, worker: int = 0,
+                      heartbeat_s: int = HEARTBEAT_S) -> optuna.Study:
     """The study's Optuna study. A search's sampler is seeded from the study's first seed, the ``worker``
     slot and the trials already there: reproducible for one uninterrupted worker, while parallel workers
     and resumed runs draw their own points instead of repeating each other's."""
-    storage = open_optuna_storage(ws.optuna_storage)
+    storage = open_optuna_storage(ws.optuna_storage, heartbeat_interval=heartbeat_s,
+                                  grace_period=GRACE_HEARTBEATS * heartbeat_s,
+                                  heartbeat_stale_trial_callback=_DeadTrial(ws))
     if study.search:
         samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
                     "cmaes": optuna.samplers.CmaEsSampler, "qmc": optuna.samplers.QMCSampler}
@@ -91,6 +117,54 @@ class TrialReporter:
             return False
         self.trial.report(objective, step)
         return self.trial.should_prune()
+
+
+class _DeadTrial:
+    """Optuna calls this for a trial whose heartbeat went stale: its MLflow run is ended as KILLED and
+    its point queued again (``RETRIES`` times at most), for whichever worker asks next."""
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+
+    def __call__(self, opt_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if run_id := trial.user_attrs.get("mlflow_run_id"):  # (a failed trial's own attributes are frozen)
+            Tracker(self.ws).end_dead_run(run_id, DEAD_WORKER)
+        optuna.storages.RetryFailedTrialCallback(max_retry=RETRIES)(opt_study, trial)
+
+
+@contextmanager
+def heartbeat(opt_study: optuna.Study, trial: optuna.Trial, every_s: float) -> Iterator[None]:
+    """Beat for ``trial`` every ``every_s`` seconds while the block runs (a daemon thread: a killed
+    process stops beating, which is the point)."""
+    storage, stop = opt_study._storage, threading.Event()
+    storage.record_heartbeat(trial._trial_id)
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            storage.record_heartbeat(trial._trial_id)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def claim_trial(opt_study: optuna.Study, study: Study, ws: Workspace) -> optuna.Trial | None:
+    """The next trial of the study for this process, or None when it has no work left: a queued grid
+    point, or a new search point while fewer than the budget are done, running or queued. Under the
+    store's queue lock, after failing (and re-queueing) trials whose heartbeat is stale."""
+    with store_lock(ws.optuna_storage, f"{opt_study.study_name}/queue"):
+        optuna.storages.fail_stale_trials(opt_study)
+        if study.search:
+            active = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+            if len(opt_study.get_trials(deepcopy=False, states=active)) >= study.search.trials:
+                return None
+        elif not opt_study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return None
+        return opt_study.ask()
 
 
 def recover_dead_trials(opt_study: optuna.Study) -> int:
@@ -210,7 +284,7 @@ def _run_point(trial: optuna.Trial, study: Study, spec: TrialSpec, profile: str,
         outcome = run_trial_stages(spec.recipe, ws, reporter, study.objective.metric, progress)
         final_step = spec.recipe.train.steps * spec.recipe.train.batch_size
         if outcome.trained.hit:  # the history was streamed by the run that trained it
-            _replay_history(tracker, run_id, outcome.train_dir)
+            replay_history(reporter, outcome.train_dir)
         tracker.log_metrics(run_id, {f"eval/{k}": v for k, v in outcome.metrics.items()}, final_step)
         tracker.log_metrics(run_id, {f"chance/{k}": v for k, v in outcome.chance.items()}, final_step)
         tracker.log_metrics(run_id, {f"stderr/{k}": v for k, v in outcome.stderr.items()}, final_step)
@@ -236,12 +310,6 @@ def _run_point(trial: optuna.Trial, study: Study, spec: TrialSpec, profile: str,
         raise
 
 
-def _replay_history(tracker: Tracker, run_id: str, train_dir: Path) -> None:
-    for line in (train_dir / "history.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        tracker.log_metrics(run_id, row["metrics"], row["seen_samples"])
-
-
 @functools.cache
 def _git_commit(where: Path = Path(__file__).parent) -> str:
     """The commit of the code this process runs, read once (a commit made while a study runs is not this
@@ -259,8 +327,11 @@ def _git_commit(where: Path = Path(__file__).parent) -> str:
 
 
 def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remaining, lock, threads: int,
-                progress: bool, worker: int = 0) -> None:
-    """Take trials until the shared budget is spent. Runs in the main process or a spawned worker."""
+                progress: bool, worker: int = 0, heartbeat_s: int = HEARTBEAT_S) -> None:
+    """Take trials until the study has none left for this process: ``remaining`` (a shared counter under
+    ``lock``, for one ``study run``'s local processes) or, when None (``study worker``), until nothing is
+    queued or running anywhere (a running trial's worker may die, and its point come back) or
+    ``MAX_FAILURES_IN_A_ROW`` trials failed in a row. Runs in the main process or a spawned worker."""
     _die_with_parent()
     _git_commit()  # read once, as the worker starts, not when its last trial ends
     if progress:  # a spawned worker has no logging set up: say what it builds, as the CLI does
@@ -268,20 +339,31 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
     if threads:
         torch.set_num_threads(threads)
     study = load_study(path)
-    opt_study = open_optuna_study(study, profile, ws, worker)
+    opt_study = open_optuna_study(study, profile, ws, worker, heartbeat_s)
     tracker = Tracker(ws)
-    while True:
+    failures = 0
+    while remaining is not None or failures < MAX_FAILURES_IN_A_ROW:
         with lock:
-            if remaining.value <= 0:
+            if remaining is not None and remaining.value <= 0:
                 return
-            remaining.value -= 1
-            trial = opt_study.ask()
+            trial = claim_trial(opt_study, study, ws)
+            if trial is not None and remaining is not None:
+                remaining.value -= 1
+        if trial is None:
+            if remaining is None and opt_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                time.sleep(min(heartbeat_s, IDLE_POLL_S))  # another worker's trial may die and its point come back
+                continue
+            return
+        failures += 1
         try:
-            value = run_one_trial(trial, study, path, profile, ws, tracker, parent_id, progress)
+            with heartbeat(opt_study, trial, heartbeat_s):
+                value = run_one_trial(trial, study, path, profile, ws, tracker, parent_id, progress)
             opt_study.tell(trial, value)
+            failures = 0
             print(f"[trial {trial.number}] done: {study.objective.metric} = {value:.4f}", flush=True)
         except TrainingPruned:
             opt_study.tell(trial, state=TrialState.PRUNED)
+            failures = 0
             print(f"[trial {trial.number}] pruned", flush=True)
         except KeyboardInterrupt:
             opt_study.tell(trial, state=TrialState.FAIL)
@@ -291,6 +373,8 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
                 trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}"[:2000])
             opt_study.tell(trial, state=TrialState.FAIL)
             print(f"[trial {trial.number}] FAILED: {type(error).__name__}: {error}", flush=True)
+    print(f"stopping: {MAX_FAILURES_IN_A_ROW} trials failed in a row on this worker; the rest stay queued "
+          f"(`workbench study status` lists why they failed)", flush=True)
 
 
 def _die_with_parent() -> None:
@@ -325,22 +409,12 @@ def run_study(path: str | Path, ws: Workspace, profile: str | None = None, worke
     tracker = Tracker(ws)
     tracker.mark_dead_runs_killed(name)
     opt_study = open_optuna_study(study, profile, ws)
-    recovered = recover_dead_trials(opt_study)
-    if study.search:
-        finished = [t for t in opt_study.get_trials(deepcopy=False)
-                    if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-        reused, todo, total = len(finished), max(0, study.search.trials - len(finished)), study.search.trials
-    else:
-        reused, todo = enqueue_pending(opt_study, specs)
-        total = len(specs)
-    summary = RunSummary(name, total, reused, recovered=recovered)
+    with store_lock(ws.optuna_storage, f"{opt_study.study_name}/queue"):
+        summary, todo = _fill_queue(opt_study, study, specs, name)
     if todo == 0:
         return summary
     prepare_inputs([s.recipe for s in specs], ws, progress)
-    parent_id = tracker.start_run(name, f"{study.study} ({profile})",
-                                  {f"{TAG_PREFIX}kind": "study", f"{TAG_PREFIX}study": study.study,
-                                   f"{TAG_PREFIX}profile": profile, f"{TAG_PREFIX}git_commit": _git_commit()})
-    tracker.log_file(parent_id, Path(path), "study")
+    parent_id = _start_parent_run(tracker, study, profile, path, f"{study.study} ({profile})")
     finished_before = {t.number for t in opt_study.get_trials(deepcopy=False) if t.state.is_finished()}
     status = "FAILED"
     try:
@@ -353,6 +427,74 @@ def run_study(path: str | Path, ws: Workspace, profile: str | None = None, worke
                       for t in opt_study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
                       if t.number not in finished_before]
     return summary
+
+
+def join_study(path: str | Path, ws: Workspace, profile: str | None = None, progress: bool = True,
+               heartbeat_s: int = HEARTBEAT_S) -> RunSummary:
+    """``workbench study worker``: join the study in the shared Optuna store (PostgreSQL across machines),
+    queue its grid points if no one has, and run trials until none is left for anyone. Any number of
+    workers may join at any time; their trials are children of one MLflow parent run, which the last
+    worker to find the study done ends."""
+    path = str(path)
+    study = load_checked(path, ws)
+    profile = profile or study.profile
+    specs = expand_grid(study, path, profile)
+    ws.ensure()
+    name = study.experiment(profile)
+    tracker = Tracker(ws)
+    slot = int.from_bytes(f"{socket.gethostname()}:{os.getpid()}".encode()[-4:], "big")  # own search draws
+    opt_study = open_optuna_study(study, profile, ws, slot, heartbeat_s)
+    lock_name = f"{opt_study.study_name}/queue"
+    with store_lock(ws.optuna_storage, lock_name):
+        summary, _ = _fill_queue(opt_study, study, specs, name)
+        parent_id = _shared_parent_run(opt_study, tracker, study, profile, path)
+    prepare_inputs([s.recipe for s in specs], ws, progress)
+    started = datetime.now()
+    worker_loop(path, profile, ws, parent_id, None, nullcontext(), 0, progress, slot, heartbeat_s)
+    with store_lock(ws.optuna_storage, lock_name):
+        trials = opt_study.get_trials(deepcopy=False)
+        done = not any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+        if done and tracker.run_status(parent_id) == "RUNNING":
+            tracker.end_run(parent_id, "FINISHED")
+    pid = str(os.getpid())
+    mine = [t for t in trials if t.user_attrs.get("pid") == pid and t.user_attrs.get("host") == socket.gethostname()
+            and t.datetime_start and t.datetime_start >= started]
+    summary.ran = len(mine)
+    summary.failed = [f"trial {t.number} ({t.user_attrs.get('point_id', '?')}): {t.user_attrs.get('fail_reason', '?')}"
+                      for t in mine if t.state == TrialState.FAIL]
+    return summary
+
+
+def _shared_parent_run(opt_study: optuna.Study, tracker: Tracker, study: Study, profile: str, path: str) -> str:
+    """The MLflow parent run the study's workers share (under the queue lock): the one recorded in the
+    Optuna study while it is running, else a new one."""
+    parent_id = opt_study.user_attrs.get("worker_parent_run")
+    if parent_id and tracker.run_status(parent_id) == "RUNNING":
+        return parent_id
+    parent_id = _start_parent_run(tracker, study, profile, path, f"{study.study} ({profile}, workers)")
+    opt_study.set_user_attr("worker_parent_run", parent_id)
+    return parent_id
+
+
+def _start_parent_run(tracker: Tracker, study: Study, profile: str, path: str, title: str) -> str:
+    parent_id = tracker.start_run(study.experiment(profile), title,
+                                  {f"{TAG_PREFIX}kind": "study", f"{TAG_PREFIX}study": study.study,
+                                   f"{TAG_PREFIX}profile": profile, f"{TAG_PREFIX}git_commit": _git_commit()})
+    tracker.log_file(parent_id, Path(path), "study")
+    return parent_id
+
+
+def _fill_queue(opt_study: optuna.Study, study: Study, specs: list[TrialSpec], name: str) -> tuple[RunSummary, int]:
+    """(Under the queue lock) fail trials whose process is gone, queue the grid points not complete;
+    the summary so far and how many trials are left to run."""
+    recovered = recover_dead_trials(opt_study)
+    if study.search:
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in opt_study.get_trials(deepcopy=False))
+        reused, todo, total = finished, max(0, study.search.trials - finished), study.search.trials
+    else:
+        reused, todo = enqueue_pending(opt_study, specs)
+        total = len(specs)
+    return RunSummary(name, total, reused, recovered=recovered), todo
 
 
 def _run_workers(path: str, profile: str, ws: Workspace, parent_id: str, todo: int, workers: int,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from workbench.config.overrides import ConfigError, check_key
+from workbench.config.recipe import Recipe
 from workbench.config.resolve import resolve_recipe
 from workbench.distributed import rank_and_world
 from workbench.evaluate.spec import load_suite
@@ -33,7 +36,21 @@ def parse_sets(sets: tuple[str, ...]) -> dict:
 
 
 def train_single(recipe_name: str, profile: str, sets: tuple[str, ...], ws: Workspace) -> str:
-    recipe = resolve_recipe(recipe_name, profile, [("--set", parse_sets(sets))])
+    return train_recipe(resolve_recipe(recipe_name, profile, [("--set", parse_sets(sets))]), ws)
+
+
+def train_resolved(path: Path, ws: Workspace) -> str:
+    """Train exactly the resolved recipe in ``path`` (a trial's ``config/resolved.yaml``)."""
+    try:
+        recipe = Recipe.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as error:
+        raise ConfigError(str(path), f"not a resolved recipe: {error.errors()[0]['msg']} at "
+                                     f"{'.'.join(map(str, error.errors()[0]['loc']))}") from None
+    return train_recipe(recipe, ws)
+
+
+def train_recipe(recipe: Recipe, ws: Workspace) -> str:
+    """Train (or reuse) and evaluate ``recipe``; under torchrun, ranks other than 0 only train."""
     prepare_inputs([recipe], ws)
     if rank := rank_and_world()[0]:  # under torchrun: rank 0 writes, evaluates and reports
         distilled = trial_distillation(recipe, ws, False)[0]

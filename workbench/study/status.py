@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from workbench.config.study import load_study
-from workbench.study.orchestrate import open_optuna_study
+from workbench.study.orchestrate import DEAD_WORKER, open_optuna_study
 from workbench.study.trials import expand_grid
 from workbench.workspace import Workspace
 
@@ -27,9 +27,12 @@ def render_status(path: str | Path, ws: Workspace, profile: str | None = None, s
         if stale and not show_all:
             trials = [t for t in trials if t.user_attrs.get("point_id") in titles]
             lines.append(f"({len(stale)} trials of points no longer in the study file are not listed; --all lists them)")
+    retried_as = {n: t.number for t in trials for n in t.system_attrs.get("retry_history", [])[-1:]}
     for t in trials:
         value = f"{t.value:.4f}" if t.value is not None else "–"
         title = titles.get(t.user_attrs.get("point_id"), f"{t.params} (no longer in the study file)")
-        reason = f"  ({t.user_attrs['fail_reason']})" if "fail_reason" in t.user_attrs else ""
+        reason = t.user_attrs.get("fail_reason") or (f"{DEAD_WORKER}; queued again as #{retried_as[t.number]}"
+                                                     if t.number in retried_as else "")
+        reason = f"  ({reason})" if reason else ""
         lines.append(f"  #{t.number:<4} {t.state.name:9} {value:>8}  {title}{reason}")
     return "\n".join(lines)

@@ -31,7 +31,7 @@ from mlflow.store.db.utils import _get_alembic_config
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
-from workbench.tracking.stores import StoreError, ensure_sqlite_store
+from workbench.tracking.stores import StoreError, ensure_sqlite_store, sqlalchemy_url
 from workbench.workspace import Workspace
 
 TAG_PREFIX = "workbench."
@@ -136,13 +136,14 @@ class Tracker:
     def __init__(self, ws: Workspace):
         self.ws = ws
         ensure_mlflow_store(ws)
-        self.client = MlflowClient(tracking_uri=ws.mlflow_uri)
+        self.client = MlflowClient(tracking_uri=sqlalchemy_url(ws.mlflow_uri))
 
     def experiment_id(self, name: str) -> str:
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
-        location = (self.ws.artifacts_dir / name).as_uri() if "://" not in str(self.ws.artifacts_dir) else None
+        served = self.ws.mlflow_uri.startswith(("http://", "https://"))  # a server keeps the artifacts
+        location = None if served else (self.ws.artifacts_dir / name).as_uri()
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except Exception:  # created concurrently by another worker
@@ -196,10 +197,15 @@ class Tracker:
         for run in self.client.search_runs([experiment_obj.experiment_id], "attributes.status = 'RUNNING'"):
             tags = run.data.tags
             if not process_alive(tags.get(f"{TAG_PREFIX}host"), tags.get(f"{TAG_PREFIX}pid")):
-                self.client.set_tag(run.info.run_id, f"{TAG_PREFIX}failure", "process died (killed or crashed)")
-                self.client.set_terminated(run.info.run_id, "KILLED")
+                self.end_dead_run(run.info.run_id, "process died (killed or crashed)")
                 killed.append(run.info.run_id)
         return killed
+
+    def end_dead_run(self, run_id: str, reason: str) -> None:
+        """End a run whose process is gone as KILLED, saying why (a run already ended keeps its status)."""
+        if self.run_status(run_id) == "RUNNING":
+            self.client.set_tag(run_id, f"{TAG_PREFIX}failure", reason)
+            self.client.set_terminated(run_id, "KILLED")
 
     def trial_runs(self, experiment: str) -> pd.DataFrame:
         """Finished trial runs of a study as a DataFrame (params.*, metrics.*, tags.* columns)."""
@@ -272,3 +278,49 @@ def start_ui(ws: Workspace, port: int) -> subprocess.Popen:
     ensure_mlflow_store(ws)
     return subprocess.Popen(ui_command(ws, port))
 
+
+
+def start_server(ws: Workspace, host: str, port: int, backend: str | None, artifacts: Path | None, workers: int,
+                 allowed_hosts: str | None) -> subprocess.Popen:
+    """Start ``mlflow server`` (see ``server_command``) in a process group of its own, which
+    ``stop_server`` ends whole (the server forks request and job workers). On Linux the server is sent
+    SIGTERM if this process dies."""
+    return subprocess.Popen(server_command(ws, host, port, backend, artifacts, workers, allowed_hosts),
+                            start_new_session=True,
+                            preexec_fn=_terminated_with_parent if sys.platform.startswith("linux") else None)
+
+
+def stop_server(process: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """SIGTERM the server's whole process group; SIGKILL what is left after ``grace_s``."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.time() + grace_s
+    while time.time() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        process.poll()  # reap the leader, so the group can empty
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _terminated_with_parent() -> None:  # runs in the child, before exec
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def server_command(ws: Workspace, host: str, port: int, backend: str | None, artifacts: Path | None, workers: int,
+                   allowed_hosts: str | None) -> list[str]:
+    """``mlflow server`` over ``backend`` (default: the workspace's store), serving the artifacts it
+    receives from ``artifacts`` (default: the workspace's artifact folder)."""
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", sqlalchemy_url(backend or ws.mlflow_uri),
+               "--artifacts-destination", (artifacts or ws.artifacts_dir).resolve().as_uri(), "--serve-artifacts",
+               "--host", host, "--port", str(port), "--workers", str(workers)]
+    return command + (["--allowed-hosts", allowed_hosts] if allowed_hosts else [])

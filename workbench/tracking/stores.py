@@ -9,11 +9,18 @@ worker's runs are lost. Remote stores (``http://``, ``postgresql://``, ...) are 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import optuna
+import sqlalchemy
 from filelock import FileLock, Timeout
 
 LOCK_TIMEOUT_S = 600  # building a store takes seconds; a lock held this long is stuck
@@ -68,6 +75,15 @@ def ensure_sqlite_store(url: str, build: Callable[[str], None],
         lock.release()
 
 
+def sqlalchemy_url(url: str) -> str:
+    """``postgresql://`` (and ``postgres://``) through psycopg 3, the driver this package installs;
+    other URLs as given."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
 def optuna_engine_kwargs(url: str) -> dict:
     """Workers share one sqlite file: wait for its lock rather than failing at once."""
     return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
@@ -79,7 +95,47 @@ def _build_optuna_store(url: str) -> None:
     storage.engine.dispose()
 
 
-def open_optuna_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage at ``url``, a local sqlite file first created whole (see the module doc)."""
+def open_optuna_storage(url: str, **heartbeat) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage at ``url``, a local sqlite file first created whole (see the module doc);
+    ``heartbeat``: RDBStorage's heartbeat_interval, grace_period and heartbeat_stale_trial_callback."""
     ensure_sqlite_store(url, _build_optuna_store)
-    return optuna.storages.RDBStorage(url, engine_kwargs=optuna_engine_kwargs(url))
+    shared = url.startswith(("postgresql", "postgres"))  # workers starting together: one creates the schema
+    with store_lock(url, "optuna-schema") if shared else contextlib.nullcontext():
+        return optuna.storages.RDBStorage(sqlalchemy_url(url), engine_kwargs=optuna_engine_kwargs(url), **heartbeat)
+
+
+@functools.cache
+def _lock_engine(url: str) -> sqlalchemy.Engine:
+    return sqlalchemy.create_engine(sqlalchemy_url(url), poolclass=sqlalchemy.pool.NullPool)
+
+
+@functools.cache
+def _thread_lock(name: str) -> threading.Lock:
+    return threading.Lock()
+
+
+@contextmanager
+def store_lock(url: str, name: str) -> Iterator[None]:
+    """Hold ``name`` against every process that shares the store at ``url``, on any machine: an advisory
+    lock in a PostgreSQL database (released by the server if its holder dies), a file lock beside a sqlite
+    file. Workers take it to fill and pop a study's queue, so no point is queued or claimed twice."""
+    if url.startswith(("postgresql", "postgres")):
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with _lock_engine(url).connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        return
+    path = sqlite_file(url)
+    if path is None and not url.startswith("sqlite"):
+        raise StoreError(f"{url.split(':', 1)[0]}: workers share a study through PostgreSQL or a local "
+                         f"sqlite file (set WORKBENCH_OPTUNA_STORAGE=postgresql://user@host/db)")
+    if path is None:  # an in-memory database lives in this process alone
+        with _thread_lock(name):
+            yield
+        return
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    with FileLock(f"{path}.{digest}.lock", timeout=LOCK_TIMEOUT_S):
+        yield

@@ -17,6 +17,7 @@ from workbench.evaluate.spec import load_suite, suite_key
 from workbench.models.students import configured_image_size, training_load_size
 from workbench.stages.cache import StageCache, StageResult
 from workbench.stages.registry import register_stage
+from workbench.train.launch import replay_history, train_on_processes
 from workbench.train.trainer import Distillation, Reporter, train_student
 from workbench.workspace import Workspace
 
@@ -56,7 +57,13 @@ def run_train_stage(recipe: Recipe, ws: Workspace, reporter: Reporter | None, ob
     """Train ``recipe`` (or find its student); a distilled recipe needs its opened ``distillation``."""
     cache = StageCache(ws.cache_dir)
     key = train_key(recipe, ws, distillation.key if distillation else None)
-    rank, _ = rank_and_world()
+    rank, world = rank_and_world()
+    if recipe.train.nproc > 1 and world == 1 and not cache.has(TRAIN.name, key):  # a trial: launch its ranks
+        train_on_processes(recipe, ws)
+        if not cache.has(TRAIN.name, key):
+            raise RuntimeError(f"training on {recipe.train.nproc} processes committed no student under {key}")
+        replay_history(reporter, cache.path(TRAIN.name, key))
+        return StageResult(TRAIN.name, key, cache.path(TRAIN.name, key), hit=False)
     if rank and not cache.has(TRAIN.name, key):  # under torchrun: rank 0 builds the artifact, the others train beside it
         with tempfile.TemporaryDirectory() as scratch:
             train_student(recipe, ws, Path(scratch), cache.partial_dir(TRAIN.name, key), None, objective, False,
