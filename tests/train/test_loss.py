@@ -101,3 +101,22 @@ def test_a_logit_scale_per_teacher_is_required():
         validate_recipe(tree, "study.yaml: axes.scale value #1")
     with pytest.raises(ConfigError, match="not stored"):
         validate_recipe({"reinforce": {"teachers": ["a"]}, "distill": {"teachers": ["c"]}}, "x")
+
+
+def test_the_two_ensemble_variants_give_the_student_the_same_gradient():
+    """mean_k KL(p_k ‖ q) and KL(mean_k p_k ‖ q) differ by a constant in the student, so their gradients agree."""
+    rng = np.random.default_rng(2)
+    teacher_image = [torch.tensor(_unit(rng, B, d)) for d in DIMS]
+    teacher_text = [torch.tensor(_unit(rng, B, d)) for d in DIMS]
+    targets = {"teacher_image": torch.cat(teacher_image, 1), "teacher_text": torch.cat(teacher_text, 1)}
+    values, grads = {}, {}
+    for ensemble in ("kl", "probabilities"):
+        image = torch.tensor(_unit(np.random.default_rng(3), B, 8), requires_grad=True)
+        text = torch.tensor(_unit(np.random.default_rng(4), B, 8), requires_grad=True)
+        out = distillation_loss(1.0, ensemble, 1.0, 1.0, DIMS, TEACHER_SCALES)(
+            image, [text], torch.tensor(20.0, dtype=torch.float64), targets)
+        out.total.backward()
+        values[ensemble], grads[ensemble] = float(out.total), (image.grad, text.grad)
+    assert values["kl"] > values["probabilities"] + 1e-3  # the logged values differ (Jensen) ...
+    for a, b in zip(grads["kl"], grads["probabilities"]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)  # ... the gradients do not

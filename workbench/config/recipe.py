@@ -219,7 +219,8 @@ class DistillConfig(Strict):
     lam: float = Field(default=1.0, ge=0, le=1)
     """λ: weight of the distillation loss; 1 − λ weights the CLIP loss (ablations use 1)."""
     ensemble: Literal["kl", "probabilities"] = "kl"
-    """Average the teachers' KL terms (Eq. 1) or their softmax probabilities."""
+    """Average the teachers' KL terms (Eq. 1) or their softmax probabilities. The student's gradient is
+    the same either way (softmax minus the teachers' mean probabilities); only the logged loss differs."""
     gt_weight: float = Field(default=1.0, ge=0)
     """Weight of the loss on ground-truth captions (Tab. 15: 1)."""
     synthetic_weight: float = Field(default=1.0, ge=0)

@@ -6,7 +6,10 @@
 KL terms are averaged over rows (the 1/b), teachers and directions. KL rather than cross-entropy
 against the teacher's probabilities: the gradient is the same and the logged value is 0 at a perfect
 match. ``ensemble="probabilities"`` averages the teachers' softmax outputs first and takes one KL per
-direction instead (the other variant of the reference code).
+direction instead (the other variant of the reference code). Both give the student the same gradient:
+d/ds of mean_k KL(p_k ‖ softmax(s)) and of KL(mean_k p_k ‖ softmax(s)) are both softmax(s) − mean_k p_k,
+since the two differ by a term free of the student (the teachers' mean entropy against the entropy of
+their mean). The variants differ only in the logged value.
 """
 
 from __future__ import annotations
