@@ -56,3 +56,13 @@ def test_runs_that_evaluated_once_have_no_curve():
     once = table()
     once.curves = once.curves[once.curves["step"] == 1000]
     assert curve_figure(once) is None
+
+
+def test_a_long_legend_goes_beside_the_panels():
+    many = table()
+    many.curves = pd.concat([many.curves.assign(method=f"{m}{i}") for i in range(4) for m in ("plain", "kd")])
+    many.cells = pd.concat([many.cells.assign(method=f"{m}{i}") for i in range(4) for m in ("plain", "kd")])
+    figure = curve_figure(many)
+    assert all(ax.get_legend() is None for ax in figure.axes)
+    (legend,) = figure.legends
+    assert len(legend.get_texts()) == 9  # eight rows and chance

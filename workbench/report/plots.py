@@ -120,6 +120,10 @@ def _against(table: StudyTable, path: Path, column: str, unit: float, xlabel: st
     return True
 
 
+LEGEND_INSIDE_MAX = 8
+"""Legend entries a curve panel holds before the legend moves beside the panels."""
+
+
 def curve_plot(table: StudyTable, path: Path) -> bool:
     """Draw :func:`curve_figure` to ``path`` (PNG). False, and nothing written, when there is no curve."""
     figure = curve_figure(table)
@@ -179,7 +183,11 @@ def curve_figure(table: StudyTable) -> Figure | None:
             ax.xaxis.set_minor_formatter(thousands)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"{metric} during training (mean ± std over seeds)", fontsize=8)
-    axes[-1].legend(fontsize=7)
+    handles, labels = axes[-1].get_legend_handles_labels()
+    if len(labels) > LEGEND_INSIDE_MAX:  # a long legend would hide the curves: it goes beside the panels
+        figure.legend(handles, labels, fontsize=7, loc="outside right center")
+    else:
+        axes[-1].legend(fontsize=7)
     width = int(figure.get_figwidth() * 13)  # characters a 10 pt line holds across the figure
     figure.suptitle(textwrap.fill(f"{table.title}: learning curves", width), fontsize=10)
     return figure
