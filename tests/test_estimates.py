@@ -29,3 +29,11 @@ def test_a_gpu_training_is_priced_in_gpu_hours_from_its_counted_flops():
     assert 0 < flops < estimates.training_flops_per_sample("micro-vit-s")  # the wider student costs more
     rate = estimates.GPU_BF16_FLOPS * estimates.ASSUMED_UTILISATION
     assert estimates.gpu_hours(gpu) == pytest.approx(1000 * 100 * flops / rate / 3600)
+
+
+def test_synthetic_captions_cost_only_when_a_trial_reads_some():
+    stored = {"teachers": ["t"], "captioners": ["c"], "captions": 2}
+    ground_truth = seconds(reinforce=stored, distill={"synthetic_captions": 0})
+    synthetic = seconds(reinforce=stored, distill={"synthetic_captions": 2})
+    assert synthetic / ground_truth == pytest.approx(estimates.SYNTHETIC_CAPTION_SLOWDOWN, rel=0.2)
+    assert seconds(reinforce=stored, distill={"synthetic_weight": 0.0}) == pytest.approx(ground_truth)

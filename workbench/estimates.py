@@ -26,19 +26,19 @@ DATA_BUILD_SECONDS = {"glyphs": 70.0, "clipart-web": 60.0, "tuxpaint": 12.0, "em
 TRAIN_SPLIT_SAMPLES = {"clipart-web": 5_400, "glyphs": 41_377, "tuxpaint": 719, "emoji": 1_343}
 """README "Data" table: train split sizes, for stages whose dataset is not built yet (built: its manifest)."""
 
-STUDENT_SAMPLES_PER_CORE_S = {"micro-vit-xs": 600.0, "micro-vit-s": 565.0}
-"""Training throughput on one core. micro-vit-xs: 560–660 samples/s a trial with two one-thread trials
-running at once (reinforced_clip on data layout v2: plain with the crop, and distilled with the ground
-truth caption); teachers/zoo.yaml: scratch-vit-s (micro-vit-s) 1,130 samples/s on 2 cores. Other models:
-scaled from micro-vit-xs by parameter count."""
+STUDENT_SAMPLES_PER_CORE_S = {"micro-vit-xs": 1_250.0, "micro-vit-s": 1_180.0}
+"""Training throughput on one core. micro-vit-xs: captioner_finetune_sets' distilled trainings on ground
+truth only ran 1000 steps × 128 in ~104 s (~1,230 samples/s, two one-thread trials at once, evals
+included); teacher_ensembles' 50 trainings of 600 steps × 128 replaying K=4 strong augmentations took 71 s
+each (~1,080/s). micro-vit-s: teachers/zoo.yaml's scratch-vit-s rate scaled the same way (565 → 1,180).
+Other models: scaled from micro-vit-xs by parameter count."""
 SYNTHETIC_CAPTION_SLOWDOWN = 1.5
-"""The same trials distilling a synthetic caption too (a second caption's text forward and loss): 375–427
-samples/s against ~600."""
-RANDAUGMENT_SLOWDOWN = 1.8
+"""The same trials distilling synthetic captions too (a second caption's text forward and loss):
+captioner_finetune_sets' rows with 2 synthetic captions took ~150 s against ~104 s on ground truth only."""
+RANDAUGMENT_SLOWDOWN = 1.1
 """Trials whose images go through RandAugment (the strong and datacompdr policies, replayed from storage or
-drawn online): teacher_logit_scale's distilled micro-vit-xs trainings replaying K=4 strong augmentations
-ran at ~330 samples/s (600 steps × 128 in 225–290 s, two one-thread trials at once) against ~600 with
-crops only."""
+drawn online): teacher_ensembles' trainings replaying K=4 strong augmentations ran at ~1,080 samples/s
+against ~1,230 with crops only."""
 REFERENCE_STUDENT = "micro-vit-xs"
 REFERENCE_PARAMETERS = 1.1e6
 """micro-vit-xs's parameter count (recipes/clip.yaml)."""
@@ -104,7 +104,8 @@ def training_seconds(recipe, parameters: int | None = None) -> float:
     seconds = train.steps * train.batch_size / student_samples_per_s(recipe.model.name, train.threads, parameters)
     if recipe.reinforce.teachers and recipe.distill.mode == "online":
         seconds *= ONLINE_KD_SLOWDOWN
-    if recipe.reinforce.teachers and recipe.distill.synthetic_weight > 0 and recipe.reinforce.captioners:
+    if (recipe.reinforce.teachers and recipe.distill.synthetic_weight > 0 and recipe.reinforce.captioners
+            and recipe.distill.synthetic_captions != 0):
         seconds *= SYNTHETIC_CAPTION_SLOWDOWN
     if _randaugmented(recipe):
         seconds *= RANDAUGMENT_SLOWDOWN
