@@ -5,7 +5,6 @@ interrupted test run leaves no server behind."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pwd
 import shutil
@@ -18,6 +17,8 @@ from glob import glob
 from pathlib import Path
 
 import psycopg
+
+from workbench.processes import die_with_parent
 
 SUPERUSER = "workbench"
 
@@ -48,7 +49,7 @@ class PostgresServer:
         if self.user:
             os.setgid(self.user.pw_gid)
             os.setuid(self.user.pw_uid)
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        die_with_parent()  # after setuid, which clears the parent-death signal
 
     def start(self) -> "PostgresServer":
         self.root.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
-import sys
 
 from workbench.config.overrides import ConfigError
+from workbench.processes import die_with_parent
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -30,10 +28,3 @@ def init_distributed() -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), world
-
-
-def die_with_parent() -> None:
-    """SIGKILL this process when its parent dies (Linux; elsewhere nothing): set in a child before exec,
-    or by a rank as it starts."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

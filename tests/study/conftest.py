@@ -66,12 +66,13 @@ def mlflow_server(postgres, tmp_path):
     import urllib.request
 
     from tests.postgres import free_port
+    from workbench.processes import terminated_with_parent
 
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "--workspace", str(tmp_path / "server-ws"),
                                 "server", "--port", str(port), "--workers", "1", "--backend-store-uri",
                                 postgres.database(), "--artifacts", str(tmp_path / "served-artifacts")],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_terminated_with_parent)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=terminated_with_parent)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -111,11 +112,3 @@ def _group(pid: int) -> int | None:
         return os.getpgid(pid)
     except ProcessLookupError:
         return None
-
-
-def _terminated_with_parent() -> None:
-    """Runs in the server's process before exec: if the tests die, it gets SIGTERM and stops MLflow."""
-    import ctypes
-    import signal
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -197,23 +197,14 @@ def report(ws: Workspace, files: tuple[Path, ...], every: bool, studies: Path, p
 @click.pass_obj
 def ui(ws: Workspace, port: int, mlruns: Path | None) -> None:
     """Start the MLflow UI on 127.0.0.1 against the workspace's store (Ctrl-C stops it)."""
-    import subprocess
     import sys
 
+    from workbench.processes import serve_until_stopped, start_group
     from workbench.tracking.export import ui_command
     from workbench.tracking.mlflow_store import start_ui
 
     click.echo(f"MLflow UI on http://127.0.0.1:{port} (store {mlruns or ws.mlflow_uri})")
-    _wait_or_stop(subprocess.Popen(ui_command(mlruns, port, sys.executable)) if mlruns else start_ui(ws, port))
-
-
-def _wait_or_stop(process) -> None:
-    """Wait for a server we started; Ctrl-C stops it, not just us."""
-    try:
-        process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        process.wait()
+    serve_until_stopped(start_group(ui_command(mlruns, port, sys.executable)) if mlruns else start_ui(ws, port))
 
 
 @click.command("server")
@@ -234,23 +225,15 @@ def server(ws: Workspace, host: str, port: int, backend: str | None, artifacts: 
 
     Point workers and reports at it with `--mlflow-uri http://HOST:PORT` (or WORKBENCH_MLFLOW_URI); runs
     go to --backend-store-uri (PostgreSQL for a group), artifacts through the server to --artifacts."""
-    import signal
-
-    from workbench.tracking.mlflow_store import ensure_mlflow_store, start_server, stop_server
+    from workbench.processes import serve_until_stopped
+    from workbench.tracking.mlflow_store import ensure_mlflow_store, start_server
 
     if backend is None:
         ws.ensure()
         ensure_mlflow_store(ws)
     click.echo(f"MLflow tracking server on http://{host}:{port} (runs in {backend or ws.mlflow_uri}); "
                f"workers: --mlflow-uri http://{host}:{port}")
-    process = start_server(ws, host, port, backend, artifacts, workers, allowed_hosts)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the server as Ctrl-C does
-    try:
-        process.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop_server(process)
+    serve_until_stopped(start_server(ws, host, port, backend, artifacts, workers, allowed_hosts))
 
 
 @click.command("export")

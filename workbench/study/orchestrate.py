@@ -12,15 +12,12 @@ the others go on.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import json
 import multiprocessing as mp
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -39,6 +36,7 @@ from optuna.trial import TrialState
 
 from workbench.config.study import Study, load_study
 from workbench.data.build import dataset_fingerprints
+from workbench.processes import die_with_parent
 from workbench.stages.cache import log_stages_to_stderr
 from workbench.stages.ledger import COST_ARTIFACT, trial_cost
 from workbench.study.lineage import log_lineage
@@ -332,7 +330,8 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
     ``lock``, for one ``study run``'s local processes) or, when None (``study worker``), until nothing is
     queued or running anywhere (a running trial's worker may die, and its point come back) or
     ``MAX_FAILURES_IN_A_ROW`` trials failed in a row. Runs in the main process or a spawned worker."""
-    _die_with_parent()
+    if mp.parent_process() is not None:  # a spawned worker: a killed study leaves no orphan still training,
+        die_with_parent(parent=mp.parent_process().pid)  # so its rerun can judge every unfinished trial dead
     _git_commit()  # read once, as the worker starts, not when its last trial ends
     if progress:  # a spawned worker has no logging set up: say what it builds, as the CLI does
         log_stages_to_stderr()
@@ -375,17 +374,6 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
             print(f"[trial {trial.number}] FAILED: {type(error).__name__}: {error}", flush=True)
     print(f"stopping: {MAX_FAILURES_IN_A_ROW} trials failed in a row on this worker; the rest stay queued "
           f"(`workbench study status` lists why they failed)", flush=True)
-
-
-def _die_with_parent() -> None:
-    """A spawned worker gets SIGKILL when the process that started it dies (Linux): a killed study
-    leaves no orphan still training, so its rerun can safely judge every unfinished trial as dead."""
-    if mp.parent_process() is None or not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the parent died before the call took effect
-        os._exit(1)
 
 
 def default_workers(specs: list[TrialSpec]) -> int:

@@ -31,6 +31,7 @@ from mlflow.store.db.utils import _get_alembic_config
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 
+from workbench.processes import start_group
 from workbench.tracking.stores import StoreError, ensure_sqlite_store, sqlalchemy_url
 from workbench.workspace import Workspace
 
@@ -273,47 +274,19 @@ def ui_command(ws: Workspace, port: int) -> list[str]:
 
 
 def start_ui(ws: Workspace, port: int) -> subprocess.Popen:
-    """Start the MLflow UI on 127.0.0.1 against the workspace's store."""
+    """Start the MLflow UI on 127.0.0.1 against the workspace's store, in a process group of its own."""
     ws.ensure()
     ensure_mlflow_store(ws)
-    return subprocess.Popen(ui_command(ws, port))
+    return start_group(ui_command(ws, port))
 
 
 
 def start_server(ws: Workspace, host: str, port: int, backend: str | None, artifacts: Path | None, workers: int,
                  allowed_hosts: str | None) -> subprocess.Popen:
     """Start ``mlflow server`` (see ``server_command``) in a process group of its own, which
-    ``stop_server`` ends whole (the server forks request and job workers). On Linux the server is sent
+    ``processes.stop_group`` ends whole (the server forks request and job workers); on Linux it is sent
     SIGTERM if this process dies."""
-    return subprocess.Popen(server_command(ws, host, port, backend, artifacts, workers, allowed_hosts),
-                            start_new_session=True,
-                            preexec_fn=_terminated_with_parent if sys.platform.startswith("linux") else None)
-
-
-def stop_server(process: subprocess.Popen, grace_s: float = 20.0) -> None:
-    """SIGTERM the server's whole process group; SIGKILL what is left after ``grace_s``."""
-    import signal
-
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.time() + grace_s
-    while time.time() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            break
-        process.poll()  # reap the leader, so the group can empty
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def _terminated_with_parent() -> None:  # runs in the child, before exec
-    import ctypes
-    import signal
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    return start_group(server_command(ws, host, port, backend, artifacts, workers, allowed_hosts))
 
 
 def server_command(ws: Workspace, host: str, port: int, backend: str | None, artifacts: Path | None, workers: int,

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from workbench.config.recipe import Recipe
-from workbench.distributed import die_with_parent
+from workbench.processes import die_with_parent
 from workbench.train.trainer import Reporter
 from workbench.workspace import Workspace
 
