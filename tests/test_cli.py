@@ -98,6 +98,14 @@ def test_plan_all_bills_every_shipped_study_with_shared_stages_once(real_root):
     teachers = [line for line in result.output.splitlines() if line.startswith("teacher ")]
     assert len(teachers) == len(set(teachers)) >= 3  # lite0, lite1, scratch: each fit listed once
     assert "total from a fresh clone" in result.output
+    assert "data not built yet" not in result.output
+
+
+def test_plan_all_before_the_data_is_built_says_its_bill_is_partial(tmp_path):
+    result = CliRunner().invoke(main, ["--workspace", str(tmp_path), "study", "plan", "--all", "--fresh",
+                                       "--studies", str(ROOT / "studies")])
+    assert result.exit_code == 0, result.output
+    assert "data not built yet (clipart-web, " in result.output and "workbench data build` first" in result.output
 
 
 def test_train_and_eval_commands(real_root):

@@ -295,6 +295,11 @@ def render_all(plans: list[Plan], fresh: bool) -> str:
     lines += ["", f"total {where}: ~{estimates.duration(stage_total + trial_total)} on a 2-core CPU — stages "
               f"~{estimates.duration(stage_total)}, trainings and evals ~{estimates.duration(trial_total)} (each "
               "study's trials at its default parallelism, studies one after another); estimates, not measurements"]
+    unbuilt = [stage.name for stage in shared.values() if stage.stage == "data" and stage.state == "run"]
+    if unbuilt:  # keys that hash the data's content cannot be told apart yet
+        lines.append(f"data not built yet ({', '.join(unbuilt)}): stages keyed on its content, such as a "
+                     "data.holdout study's own teacher fits, may be counted once where they are several; "
+                     "`workbench data build` first for the full bill")
     return "\n".join(lines)
 
 
