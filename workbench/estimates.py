@@ -52,26 +52,28 @@ EVAL_SECONDS = 2.0
 SUITE_IMAGES = 9_700
 """evaluate/suite.yaml: ~9.7k images in the default suite (a teacher's score after its fit)."""
 
-LIT_VIEWS_PER_S = {"efficientnet-lite0": 145.0, "efficientnet-lite1": 102.0}
-"""Image-tower features per second at 96 px (features pin every core; channels-last, batches of 32):
-measured in the features stage's own stage_cost.json on 2 cores, 93,554 views of clipart-web + glyphs in
-646 s (lite0) and 913 s (lite1). Cost grows with pixels."""
+LIT_VIEWS_PER_S = {"efficientnet-lite0": 404.0, "efficientnet-lite1": 284.0}
+"""Image-tower features per second at 96 px (features pin every core; channels-last, batches of 32), from
+the features stage's own stage_cost.json on 2 cores: 93,554 views of clipart-web + glyphs in 231 s (lite0,
+distill_syncaps' fresh workspace). lite1: its earlier 1.4× lite0's time (913 s against 646 s when both
+were measured on older code), not re-measured. Cost grows with pixels."""
 LIT_REFERENCE_SIZE = 96
-LIT_TEXT_PER_S = 145.0
-"""Caption features per second (all-MiniLM-L6-v2, 2 cores): 46,777 captions in 322 s. Computed once per
+LIT_TEXT_PER_S = 714.0
+"""Caption features per second (all-MiniLM-L6-v2, 2 cores): 46,777 captions in 66 s. Computed once per
 text tower and training set, so a second LiT teacher on the same text tower finds them cached (this
-estimate counts them for each: at most ~5 min over)."""
-LIT_PROJECTION_STEP_SECONDS = 0.3
-"""The projections' fit on stored features, 2,000 steps at batch 1,024: ~10 min on 2 cores."""
+estimate counts them for each: at most ~1 min over)."""
+LIT_PROJECTION_STEP_SECONDS = 0.09
+"""The projections' fit on stored features, 2,000 steps at batch 1,024, with the teacher's score on the
+suite: 204 s on 2 cores."""
 LIT_PROJECTION_BATCH = 1_024
 
-CAPTIONER_SAMPLES_PER_S = {"micro-coca": 150.0}
+CAPTIONER_SAMPLES_PER_S = {"micro-coca": 600.0}
 """Captioner fit samples per second, periodic evals included (2 cores, nothing else running): pretraining
-clipart-web, 1,500 steps at batch 128, in 1,143 s (168/s); fine-tuning tuxpaint, 300 at batch 64, in 158 s
-(122/s)."""
-CAPTIONS_PER_S = 180.0
+clipart-web, 1,500 steps at batch 128, in 304 s (632/s); fine-tuning tuxpaint, 300 at batch 64, in 47 s
+(412/s: its evals weigh more)."""
+CAPTIONS_PER_S = 480.0
 """Synthetic captions per second (generation pins every core): micro-coca, top-p, S=3 for clip art's 5,400
-train images on 2 cores — the clipart-web captioner 16,200 in 101 s, the tuxpaint one 16,200 in 70 s."""
+train images on 2 cores — the clipart-web captioner 16,200 in 37 s, the tuxpaint one 16,200 in 31 s."""
 
 REINFORCE_EFFICIENCY = 0.90
 """README "Dataset reinforcement": reinforcement ran at 0.90 of the teachers' pure forward throughput."""
@@ -160,7 +162,7 @@ def reinforce_seconds(augmented_images: int, teacher_rates: list[float | None], 
     """Every augmented image through every teacher, at ``REINFORCE_EFFICIENCY`` of their forward rates, and
     every caption (ground truth and synthetic) through every teacher's text tower at the MiniLM rate, the
     slowest the zoo ships: reinforced_clip's set (5,400 images, K=8, 6 synthetic captions, lite0-minilm)
-    took 642 s, of which the 37,800 captions are ~260 s."""
+    took 178 s, which these rates predict (43,200 images / 404 + 37,800 captions / 714, over 0.90)."""
     if any(rate is None for rate in teacher_rates):
         return None
     return sum(augmented_images / rate + texts / LIT_TEXT_PER_S for rate in teacher_rates) / REINFORCE_EFFICIENCY
