@@ -108,6 +108,16 @@ def test_plan_all_before_the_data_is_built_says_its_bill_is_partial(tmp_path):
     assert "data not built yet (clipart-web, " in result.output and "workbench data build` first" in result.output
 
 
+def test_plan_all_under_the_paper_profile_bills_gpu_trainings_in_gpu_hours(tmp_path):
+    result = CliRunner().invoke(main, ["--workspace", str(tmp_path), "study", "plan", "--all", "--fresh",
+                                       "--studies", str(ROOT / "studies"), "--profile", "paper"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if " paper " in line]
+    assert len(rows) == len(list((ROOT / "studies").glob("*.yaml"))) and all("GPU-h" in row for row in rows)
+    assert "trainings and evals ~0 s" in result.output  # no GPU training priced as CPU time
+    assert "GPU trainings (bf16), not in that total: ~" in result.output
+
+
 def test_train_and_eval_commands(real_root):
     runner = CliRunner()
     ws = ["--workspace", str(real_root)]

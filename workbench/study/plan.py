@@ -94,6 +94,8 @@ class Plan:
     search_trial_seconds: float | None = None
     """For a search study: the mean estimated point of its grid (its points are not known in advance) times
     its seeds."""
+    search_trial_gpu_hours: float = 0.0
+    """The same in GPU-hours, for a search whose trainings are GPU (bf16) trainings."""
 
     @property
     def reinforced_bytes(self) -> int:
@@ -243,6 +245,8 @@ def make_plan(path: str | Path, ws: Workspace, profile: str | None = None) -> Pl
     if study.search:
         seeds = len(study.seed_list)  # a search trial trains its point at every seed
         plan.search_trial_seconds = seeds * sum(estimates.trial_seconds(s.recipe) for s in specs) / len(specs)
+        plan.search_trial_gpu_hours = seeds * sum(estimates.gpu_hours(s.recipe) for s in specs
+                                                  if estimates.is_gpu_training(s.recipe)) / len(specs)
         plan.notes.append(f"search trials' points are chosen by the sampler as the study runs; each trains at "
                           f"{seeds} seed{'s' * (seeds != 1)} and scores their mean")
     recipes = [s.recipe for s in specs]
@@ -264,7 +268,7 @@ def render_all(plans: list[Plan], fresh: bool) -> str:
     shared: dict[tuple[str, str, str], PlannedStage] = {}
     users: dict[tuple[str, str, str], list[str]] = {}
     lines = [f"{'study':24}  {'profile':7}  {'trials':>6}  {'trainings':>9}  {'trial time':>10}  {'stages':>10}"]
-    trial_total, trained = 0.0, set()
+    trial_total, gpu_total, trained = 0.0, 0.0, set()
     for plan in plans:
         own = 0.0
         for stage in plan.stages:
@@ -274,14 +278,18 @@ def render_all(plans: list[Plan], fresh: bool) -> str:
             shared.setdefault(ident, stage)
             users.setdefault(ident, []).append(plan.study)
         if plan.search_trials:
-            new, trials = plan.search_trials, (plan.trial_seconds or 0.0) / plan.parallel
+            gpu = plan.search_trials * plan.search_trial_gpu_hours
+            new, trials = plan.search_trials, 0.0 if gpu else (plan.trial_seconds or 0.0) / plan.parallel
         else:  # a training another study already needs is that study's
             mine = [t for t in plan.trials if (not t.key or t.key not in trained) and not t.train.startswith("=")]
             trained.update(t.key for t in plan.trials if t.key)
-            new, trials = len(mine), sum(t.seconds or 0.0 for t in mine) / plan.parallel
-        trial_total += trials
+            on_gpu = [estimates.is_gpu_training(t.spec.recipe) for t in mine]
+            gpu = sum(estimates.gpu_hours(t.spec.recipe) for t, g in zip(mine, on_gpu) if g)
+            new, trials = len(mine), sum(t.seconds or 0.0 for t, g in zip(mine, on_gpu) if not g) / plan.parallel
+        trial_total, gpu_total = trial_total + trials, gpu_total + gpu
         count = plan.search_trials or len(plan.trials)
-        lines.append(f"{plan.study:24}  {plan.profile:7}  {count:>6}  {new:>9}  {estimates.duration(trials):>10}  "
+        spent = f"{gpu:,.0f} GPU-h" if gpu else estimates.duration(trials)
+        lines.append(f"{plan.study:24}  {plan.profile:7}  {count:>6}  {new:>9}  {spent:>10}  "
                      f"{estimates.duration(own):>10}")
     lines += ["", "stages, each counted once (where several studies need one, the first pays):",
               f"{'stage':10}  {'name':40}  {'state':26}  {'estimate':>10}  needed by"]
@@ -295,6 +303,9 @@ def render_all(plans: list[Plan], fresh: bool) -> str:
     lines += ["", f"total {where}: ~{estimates.duration(stage_total + trial_total)} on a 2-core CPU — stages "
               f"~{estimates.duration(stage_total)}, trainings and evals ~{estimates.duration(trial_total)} (each "
               "study's trials at its default parallelism, studies one after another); estimates, not measurements"]
+    if gpu_total:
+        lines.append(f"GPU trainings (bf16), not in that total: ~{gpu_total:,.0f} {estimates.GPU}-hours from their "
+                     f"counted FLOPs at an assumed {estimates.ASSUMED_UTILISATION:.0%} of the GPU's bf16 peak")
     unbuilt = [stage.name for stage in shared.values() if stage.stage == "data" and stage.state == "run"]
     if unbuilt:  # keys that hash the data's content cannot be told apart yet
         lines.append(f"data not built yet ({', '.join(unbuilt)}): stages keyed on its content, such as a "
