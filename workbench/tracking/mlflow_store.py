@@ -280,7 +280,6 @@ def start_ui(ws: Workspace, port: int) -> subprocess.Popen:
     return start_group(ui_command(ws, port))
 
 
-
 def start_server(ws: Workspace, host: str, port: int, backend: str | None, artifacts: Path | None, workers: int,
                  allowed_hosts: str | None) -> subprocess.Popen:
     """Start ``mlflow server`` (see ``server_command``) in a process group of its own, which
