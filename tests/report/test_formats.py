@@ -126,6 +126,16 @@ def test_rows_trained_on_data_of_different_sizes_get_a_storage_plot(tmp_path):
     assert not (tmp_path / "same-storage.png").exists()
 
 
+def test_sizes_that_differ_only_with_the_base_dataset_get_no_storage_plot(tmp_path):
+    by_data = Study.model_validate({**STUDY.model_dump(), "axes": {
+        "method": STUDY.axes["method"].model_dump(exclude_none=True),
+        "scale": {"key": "data.train", "values": [["a"], ["b"], ["c"]], "labels": ["10", "50", "100"]}}})
+    frame = runs().assign(**{"metrics.cost/reinforced_bytes": lambda f: f["tags.workbench.axis.scale"].astype(float)
+                             * 2**20})
+    write_report(build_table(by_data, frame, "t"), tmp_path, "data")
+    assert (tmp_path / "data.png").exists() and not (tmp_path / "data-storage.png").exists()
+
+
 def test_runs_that_evaluated_during_training_get_learning_curves(table, tmp_path):
     curves = pd.DataFrame([{"run_id": f"r{m}{s}{seed}", "step": step, "value": 0.1 + step / 1e4, "method": m,
                             "scale": s} for m in ("plain & co", "kd_1") for s in ("10", "50", "100")

@@ -75,7 +75,12 @@ def _is_number(text: str) -> bool:
 
 def storage_plot(table: StudyTable, path: Path) -> bool:
     """Each metric against the bytes of the reinforced data each cell trained on (MobileCLIP's accuracy
-    against storage). False, and nothing written, unless the cells' data differ in size."""
+    against storage). False, and nothing written, unless cells on the same training data differ in size
+    (sizes that differ only with the base dataset say nothing about storage)."""
+    if table.data_axes and "reinforced_bytes" in table.cells:
+        stored = table.cells[table.cells["reinforced_bytes"] > 0]
+        if stored.empty or stored.groupby(table.data_axes)["reinforced_bytes"].nunique().max() < 2:
+            return False
     return _against(table, path, "reinforced_bytes", 2**20, "reinforced data stored (MiB)", "accuracy against storage")
 
 

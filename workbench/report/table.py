@@ -78,6 +78,9 @@ class StudyTable:
     """Axes neither rows nor columns: each cell pools their values with its seeds."""
     metric_notes: list[str] = field(default_factory=list)
     """What a derived column (``transfer``) averages."""
+    data_axes: list[str] = field(default_factory=list)
+    """Row or column axes that change the training data (``data.train``): cells that differ in them store
+    different datasets, so their stored bytes are not a storage ablation."""
     latency_device: str = ""
     """Where the students' latencies in ``cells["latency_ms"]`` were measured (``workbench models --latency``)."""
 
@@ -221,7 +224,8 @@ def build_table(study: Study, runs: pd.DataFrame, title: str) -> StudyTable:
     table = StudyTable(title, cells, means, stds, chance, len(runs), len(study.seed_list), best=best,
                        on_par=on_par, flagged=flagged, best_note=note, near_chance_note=near_note, cells=numbers,
                        pooled=pooled, metric_notes=metric_notes, row_axes=rows, column_axis=spec.columns,
-                       metrics=metrics)
+                       metrics=metrics,
+                       data_axes=[name for name in by if name in study.axes and "data.train" in study.axes[name].keys])
     reference = spec.reference_labels(study.axes) if spec.reference is not None else None
     table.reference = spec.reference
     table.cells, table.verdicts, table.verdict_notes = _verdicts(numbers, rows, spec.columns, reference, maximize)
