@@ -149,6 +149,7 @@ def test_report_from_mlflow_runs_states_its_provenance_and_disagreements(tmp_pat
         commit = "c0ffee" if i < 5 else "bead00"  # one run made at another commit
         tags = {"workbench.kind": "trial", "workbench.point_id": spec.point_id, "workbench.seed": spec.seed,
                 "workbench.git_commit": commit, "workbench.data.clipart-web": "fp-clipart",
+                **({"workbench.packages": "torch 2.14.1"} if i else {}),  # the first run predates the tag
                 **{f"workbench.axis.{k}": v for k, v in spec.axis_labels.items()}}
         run_id = tracker.start_run(experiment, spec.title, tags, parent)
         tracker.log_params(run_id, {"train.threads": 1})
@@ -174,6 +175,7 @@ def test_report_from_mlflow_runs_states_its_provenance_and_disagreements(tmp_pat
     assert f"Runs made by `workbench study run {path}` (1 invocation of it)" in provenance
     assert f"rendered by `workbench report {path}`" in provenance
     assert "**the runs disagree**: `c0ffee` (5 runs), `bead00` (1 run)" in provenance
+    assert "Packages of the runs: **the runs disagree**: torch 2.14.1 (5 runs), not recorded (1 run)" in provenance
     assert "clipart-web `fp-clipart` (all 6 runs training on it)" in provenance
     assert "Data layout: v2 — content-level splits" in provenance
     assert "Torch threads of training and eval: **the runs disagree**: 1 (5 runs), 2 (1 run)" in provenance

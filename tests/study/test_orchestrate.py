@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import optuna
@@ -40,6 +41,7 @@ def test_grid_runs_every_point_once_and_logs_to_mlflow(shapes_ws, shapes_study):
     assert run.data.params["train.steps"] == "6" and "model.name" in run.data.params
     assert {"workbench.axis.lr", "workbench.seed", "workbench.git_commit", "workbench.data.shapes",
             "workbench.stage.train", "workbench.stage.eval"} <= set(run.data.tags)
+    assert f"torch {version('torch')}," in run.data.tags["workbench.packages"]  # what computed its numbers
     history = MlflowClient(shapes_ws.mlflow_uri).get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in history] == sorted(m.step for m in history) and len(history) >= 3
     assert {"eval/avg", "chance/avg", "stderr/avg"} <= set(run.data.metrics)

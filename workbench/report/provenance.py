@@ -1,4 +1,4 @@
-"""What made a table's runs: git commit, commands, training-data fingerprints and torch threads.
+"""What made a table's runs: git commit, packages, commands, training-data fingerprints and torch threads.
 
 Each is read from the runs themselves (tags, parameters, the training summary), never assumed; where the
 runs disagree (two commits, two thread counts) the report says so, run counts included.
@@ -11,6 +11,7 @@ import pandas as pd
 from workbench.tracking.mlflow_store import TAG_PREFIX
 
 COMMIT_TAG = f"tags.{TAG_PREFIX}git_commit"
+PACKAGES_TAG = f"tags.{TAG_PREFIX}packages"
 DATA_TAG = f"tags.{TAG_PREFIX}data."
 PARENT_TAG = "tags.mlflow.parentRunId"
 THREADS = "threads"
@@ -43,7 +44,8 @@ def provenance(runs: pd.DataFrame, run_command: str, report_command: str,
     lines = [f"Runs made by `{run_command}`"
              + (f" ({invocations} invocation{'s' if invocations != 1 else ''} of it)" if invocations else "")
              + f"; rendered by `{report_command}`.",
-             f"Git commit of the runs: {agreement(column(COMMIT_TAG), lambda c: f'`{c}`')}."]
+             f"Git commit of the runs: {agreement(column(COMMIT_TAG), lambda c: f'`{c}`')}.",
+             f"Packages of the runs: {agreement(column(PACKAGES_TAG))}."]
     datasets = sorted(c.removeprefix(DATA_TAG) for c in runs if c.startswith(DATA_TAG))
     if datasets:
         lines.append("Training data fingerprints: " + "; ".join(

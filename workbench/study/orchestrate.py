@@ -16,6 +16,7 @@ import functools
 import json
 import multiprocessing as mp
 import os
+import platform
 import socket
 import subprocess
 import threading
@@ -269,6 +270,7 @@ def _run_point(trial: optuna.Trial, study: Study, spec: TrialSpec, profile: str,
     tags = {f"{TAG_PREFIX}kind": "trial", f"{TAG_PREFIX}study": study.study, f"{TAG_PREFIX}profile": profile,
             f"{TAG_PREFIX}point_id": spec.point_id, f"{TAG_PREFIX}seed": spec.seed,
             f"{TAG_PREFIX}optuna_trial": trial.number, f"{TAG_PREFIX}git_commit": _git_commit(),
+            f"{TAG_PREFIX}packages": _packages(),
             **{f"{TAG_PREFIX}axis.{k}": v for k, v in spec.axis_labels.items()}}
     run_id = tracker.start_run(name, f"{spec.title}", tags, parent_id)
     trial.set_user_attr("mlflow_run_id", run_id)
@@ -306,6 +308,24 @@ def _run_point(trial: optuna.Trial, study: Study, spec: TrialSpec, profile: str,
         tracker.set_tags(run_id, {f"{TAG_PREFIX}pruned": isinstance(error, TrainingPruned)})
         tracker.end_run(run_id, "KILLED" if stopped else "FAILED")
         raise
+
+
+PACKAGES = ("torch", "torchvision", "open_clip_torch", "timm", "numpy")
+"""The libraries whose versions can change a trial's numbers; each run records them."""
+
+
+@functools.cache
+def _packages() -> str:
+    """'python 3.11.7, torch 2.14.1, ...': what computed this process's numbers, beside its commit."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    return ", ".join([f"python {platform.python_version()}", *(f"{name} {installed(name)}" for name in PACKAGES)])
 
 
 @functools.cache
