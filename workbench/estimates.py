@@ -52,11 +52,12 @@ EVAL_SECONDS = 2.0
 SUITE_IMAGES = 9_700
 """evaluate/suite.yaml: ~9.7k images in the default suite (a teacher's score after its fit)."""
 
-LIT_VIEWS_PER_S = {"efficientnet-lite0": 404.0, "efficientnet-lite1": 284.0}
+LIT_VIEWS_PER_S = {"efficientnet-lite0": 404.0, "efficientnet-lite1": 346.0}
 """Image-tower features per second at 96 px (features pin every core; channels-last, batches of 32), from
-the features stage's own stage_cost.json on 2 cores: 93,554 views of clipart-web + glyphs in 231 s (lite0,
-distill_syncaps' fresh workspace). lite1: its earlier 1.4× lite0's time (913 s against 646 s when both
-were measured on older code), not re-measured. Cost grows with pixels."""
+the features stage's own stage_cost.json on 2 cores: lite0 93,554 views of clipart-web + glyphs in 231 s
+(distill_syncaps' fresh workspace), lite1 84,028 views (the same less the validation slice) in 243 s
+(logit_scale_search). With them the plan predicts that study's two-teacher reinforcement (21,600 images
+and 5,400 captions through each) at 146 s; it took 145 s. Cost grows with pixels."""
 LIT_REFERENCE_SIZE = 96
 LIT_TEXT_PER_S = 714.0
 """Caption features per second (all-MiniLM-L6-v2, 2 cores): 46,777 captions in 66 s. Computed once per
