@@ -350,8 +350,9 @@ def worker_loop(path: str, profile: str, ws: Workspace, parent_id: str, remainin
     ``lock``, for one ``study run``'s local processes) or, when None (``study worker``), until nothing is
     queued or running anywhere (a running trial's worker may die, and its point come back) or
     ``MAX_FAILURES_IN_A_ROW`` trials failed in a row. Runs in the main process or a spawned worker."""
-    if mp.parent_process() is not None:  # a spawned worker: a killed study leaves no orphan still training,
-        die_with_parent(parent=mp.parent_process().pid)  # so its rerun can judge every unfinished trial dead
+    parent = mp.parent_process()
+    if parent is not None:  # a spawned worker: a killed study leaves no orphan still training,
+        die_with_parent(parent=parent.pid)  # so its rerun can judge every unfinished trial dead
     _git_commit()  # read once, as the worker starts, not when its last trial ends
     if progress:  # a spawned worker has no logging set up: say what it builds, as the CLI does
         log_stages_to_stderr()
